@@ -1,0 +1,1 @@
+"""Runtime pieces shared by the backends: serialization, errors, workers, object store, scheduler."""

@@ -1,0 +1,97 @@
+"""Serialization of task arguments, results and stored values.
+
+cloudpickle with pickle protocol 5: large buffers (numpy arrays, Arrow
+buffers, bytes-like objects that support out-of-band pickling) are kept out
+of the pickle stream so they can live in shared memory and be read back as
+zero-copy, read-only views. The ids of ObjectRefs found inside a value are
+collected, because the runtime must keep those objects alive while the value
+that holds them lives.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from shoal.object_ref import ObjectRef
+
+__all__ = ["Serialized", "serialize", "deserialize", "serialize_call_args", "dumps_small"]
+
+
+@dataclass(slots=True)
+class Serialized:
+    """A pickled value: the stream, its out-of-band buffers and the refs it contains."""
+
+    data: bytes
+    buffers: list[memoryview] = field(default_factory=list)
+    refs: list[bytes] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + sum(b.nbytes for b in self.buffers)
+
+
+class _Pickler(cloudpickle.CloudPickler):
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview], refs: list[bytes]) -> None:
+        super().__init__(file, protocol=5, buffer_callback=self._buffer)
+        self._buffers = buffers
+        self._refs = refs
+
+    def _buffer(self, buf: pickle.PickleBuffer) -> bool:
+        view = buf.raw()
+        # Small buffers are cheaper in-band than as separate pieces.
+        if view.nbytes < 4096:
+            return True
+        self._buffers.append(view)
+        return False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is ObjectRef:
+            self._refs.append(obj._id)
+            return (ObjectRef, (obj._id,))
+        return super().reducer_override(obj)
+
+
+def serialize(value: Any) -> Serialized:
+    """Pickle ``value``; raises whatever pickling raises."""
+    buf = io.BytesIO()
+    buffers: list[memoryview] = []
+    refs: list[bytes] = []
+    _Pickler(buf, buffers, refs).dump(value)
+    return Serialized(buf.getvalue(), buffers, refs)
+
+
+def deserialize(data: bytes | memoryview, buffers: list[Any] | None = None) -> Any:
+    """Unpickle a value; ``buffers`` are its out-of-band buffers (views stay zero-copy)."""
+    return pickle.loads(data, buffers=buffers or ())
+
+
+def dumps_small(value: Any) -> bytes:
+    """Pickle a control-plane value with everything in-band."""
+    return cloudpickle.dumps(value, protocol=5)
+
+
+def _describe_failure(args: tuple[Any, ...], kwargs: dict[str, Any], fn_name: str, error: Exception) -> TypeError:
+    for i, arg in enumerate(args):
+        try:
+            serialize(arg)
+        except Exception as e:  # noqa: BLE001 - any pickling failure is reported the same way
+            return TypeError(f"could not serialize argument {i} ({type(arg).__name__}) of {fn_name}: {e}")
+    for key, arg in kwargs.items():
+        try:
+            serialize(arg)
+        except Exception as e:  # noqa: BLE001
+            return TypeError(f"could not serialize argument {key!r} ({type(arg).__name__}) of {fn_name}: {e}")
+    return TypeError(f"could not serialize the arguments of {fn_name}: {error}")
+
+
+def serialize_call_args(args: tuple[Any, ...], kwargs: dict[str, Any], fn_name: str) -> Serialized:
+    """Pickle the arguments of a call; a TypeError names the argument that cannot be pickled."""
+    try:
+        return serialize((args, kwargs))
+    except Exception as e:  # noqa: BLE001
+        raise _describe_failure(args, kwargs, fn_name, e) from e
