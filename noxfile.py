@@ -1,8 +1,8 @@
 """The test matrix: lint, each package's tests (by backend), integration, packaging, benchmarks.
 
-    nox -l                      list sessions
-    nox                         what CI runs: lint, tests, integration, packaging
-    nox -s "tests(package='core', backend='inline')"
+nox -l                      list sessions
+nox                         what CI runs: lint, tests, integration, packaging
+nox -s "tests(package='core', backend='inline')"
 """
 
 from __future__ import annotations
@@ -110,4 +110,3 @@ def bench(session: nox.Session) -> None:
         if script.name.startswith("_"):
             continue
         session.run("python", str(script), *args, env={"PYTHONPATH": str(ROOT / "benchmarks")})
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
@@ -18,7 +17,10 @@ LIBS = ["data", "train", "tune", "serve", "rl", "autoscaler"]
 
 # For each distribution: what it must bring, and what it must not.
 EXPECT = {
-    "core": ({"shoal-core", "cloudpickle", "grpcio", "protobuf", "numpy", "psutil"}, {"torch", "pyarrow", "starlette"}),
+    "core": (
+        {"shoal-core", "cloudpickle", "grpcio", "protobuf", "numpy", "psutil"},
+        {"torch", "pyarrow", "starlette"},
+    ),
     "data": ({"shoal-core", "pyarrow", "numpy"}, {"torch", "starlette", "optuna"}),
     "train": ({"shoal-core"}, {"torch", "pyarrow", "starlette", "optuna"}),
     "tune": ({"shoal-core", "optuna"}, {"torch", "pyarrow", "starlette"}),
@@ -54,9 +56,15 @@ def _fresh_venv(path: Path) -> Path:
 
 def _installed(python: Path) -> set[str]:
     out = subprocess.run(
-        [str(python), "-c", "import json, importlib.metadata as m; "
-         "print(json.dumps(sorted({d.metadata['Name'].lower() for d in m.distributions()})))"],
-        check=True, capture_output=True, text=True,
+        [
+            str(python),
+            "-c",
+            "import json, importlib.metadata as m; "
+            "print(json.dumps(sorted({d.metadata['Name'].lower() for d in m.distributions()})))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return set(json.loads(out))
 
@@ -75,10 +83,7 @@ def test_installs_alone_with_only_its_dependencies(name: str, tmp_path: Path) ->
     assert must <= installed, f"shoal-{name} did not bring {must - installed}"
     assert not (must_not & installed), f"shoal-{name} brought {must_not & installed}"
     module = "shoal" if name == "core" else f"shoal.{name}"
-    code = (
-        f"import sys, shoal; assert 'shoal.serve' not in sys.modules; "
-        f"import {module}; print({module}.__version__)"
-    )
+    code = f"import sys, shoal; assert 'shoal.serve' not in sys.modules; import {module}; print({module}.__version__)"
     out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "0.1.0"
     out = subprocess.run([str(python), "-m", "shoal.cli", "--version"], check=True, capture_output=True, text=True)

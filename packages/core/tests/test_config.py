@@ -109,7 +109,11 @@ def test_every_key_has_an_env_name_and_help() -> None:
 
 
 def test_values_are_parsed(tmp_path: Path) -> None:
-    env = {"SHOAL_OBJECT_STORE_MEMORY": "512MiB", "SHOAL_RESOURCES": '{"accel": 2}', "SHOAL_LOG_TO_DRIVER": "off"}
+    env = {
+        "SHOAL_OBJECT_STORE_MEMORY": "512MiB",
+        "SHOAL_RESOURCES": '{"accel": 2}',
+        "SHOAL_LOG_TO_DRIVER": "off",
+    }
     config = load_config(env=env, cwd=tmp_path)
     assert config.object_store_memory == 512 * 1024**2
     assert config.resources == {"accel": 2.0}

@@ -11,9 +11,9 @@ installed by its own distribution.
 # other sys.path entries; extend_path must come first.
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import TYPE_CHECKING, Any
 
-from shoal._version import __version__  # noqa: E402
+from shoal._version import __version__
 
 if TYPE_CHECKING:
     from shoal import exceptions, util
@@ -37,30 +37,30 @@ if TYPE_CHECKING:
     from shoal.runtime_context import get_runtime_context
 
 __all__ = [
-    "__version__",
-    "init",
-    "shutdown",
-    "is_initialized",
-    "remote",
-    "method",
-    "get",
-    "put",
-    "wait",
-    "cancel",
-    "kill",
-    "get_actor",
-    "get_runtime_context",
-    "get_gpu_ids",
-    "cluster_resources",
-    "available_resources",
-    "nodes",
-    "ObjectRef",
-    "ObjectRefGenerator",
     "ActorClass",
     "ActorHandle",
+    "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
+    "__version__",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
     "exceptions",
+    "get",
+    "get_actor",
+    "get_gpu_ids",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
     "util",
+    "wait",
 ]
 
 # Loaded on first access so that `import shoal` stays cheap and side-effect free.

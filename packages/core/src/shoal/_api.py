@@ -12,17 +12,17 @@ from shoal.object_ref import ObjectRef, ObjectRefGenerator
 from shoal.remote_function import RemoteFunction
 
 __all__ = [
-    "remote",
-    "get",
-    "put",
-    "wait",
-    "cancel",
-    "kill",
-    "get_actor",
-    "cluster_resources",
     "available_resources",
-    "nodes",
+    "cancel",
+    "cluster_resources",
+    "get",
+    "get_actor",
     "get_gpu_ids",
+    "kill",
+    "nodes",
+    "put",
+    "remote",
+    "wait",
 ]
 
 
@@ -68,9 +68,8 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     Re-raises a task's exception (as a TaskError that is also the original
     class) and raises GetTimeoutError when the timeout passes.
     """
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
     backend = _session.backend()
     if isinstance(object_refs, ObjectRef):
         return backend.get([object_refs], timeout)[0]
@@ -118,9 +117,7 @@ def wait(
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
         raise ValueError(f"num_returns must be an integer >= 0, got {num_returns!r}")
     if num_returns > len(object_refs):
-        raise ValueError(
-            f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(object_refs)})"
-        )
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(object_refs)})")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
     if not object_refs:

@@ -25,7 +25,13 @@ _COMMON = {
     "enable_task_events",
     "_metadata",
 }
-TASK_OPTIONS = _COMMON | {"num_returns", "max_retries", "retry_exceptions", "max_calls", "object_store_memory"}
+TASK_OPTIONS = _COMMON | {
+    "num_returns",
+    "max_retries",
+    "retry_exceptions",
+    "max_calls",
+    "object_store_memory",
+}
 ACTOR_OPTIONS = _COMMON | {
     "max_restarts",
     "max_task_retries",
@@ -84,9 +90,7 @@ def build_resources(options: Mapping[str, Any], default_cpus: float) -> Resource
             raise ValueError(f"option 'resources' must be a dict of name to amount, got {custom!r}")
         for key, amount in custom.items():
             if key in ("CPU", "GPU"):
-                raise ValueError(
-                    f"use the 'num_cpus' and 'num_gpus' options instead of {key!r} in 'resources'"
-                )
+                raise ValueError(f"use the 'num_cpus' and 'num_gpus' options instead of {key!r} in 'resources'")
             if not isinstance(key, str) or not key:
                 raise ValueError(f"resource names must be non-empty strings, got {key!r}")
             res[key] = _number(f"resources[{key!r}]", amount)
@@ -115,9 +119,7 @@ def check_retries(name: str, value: Any) -> int:
 def check_retry_exceptions(value: Any) -> bool | tuple[type[BaseException], ...]:
     if isinstance(value, bool):
         return value
-    if isinstance(value, (list, tuple)) and all(
-        isinstance(t, type) and issubclass(t, BaseException) for t in value
-    ):
+    if isinstance(value, (list, tuple)) and all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
         return tuple(value)
     raise ValueError(f"option 'retry_exceptions' must be a bool or a list of exception types, got {value!r}")
 
@@ -173,8 +175,7 @@ def scheduling_spec(options: Mapping[str, Any]) -> SchedulingSpec:
         index = strategy.placement_group_bundle_index
         if not isinstance(index, int) or index < -1 or (index >= len(pg.bundle_specs)):
             raise ValueError(
-                f"placement_group_bundle_index {index!r} is out of range for a group of "
-                f"{len(pg.bundle_specs)} bundles"
+                f"placement_group_bundle_index {index!r} is out of range for a group of {len(pg.bundle_specs)} bundles"
             )
         return SchedulingSpec(
             kind="PLACEMENT_GROUP",

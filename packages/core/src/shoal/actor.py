@@ -10,7 +10,7 @@ from shoal import _options
 from shoal.backend.base import ActorInfo
 from shoal.backend.specs import STREAMING, ActorMethodSpec, ActorSpec, ActorTaskSpec, CallableDescriptor
 
-__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method", "exit_actor"]
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor", "method"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,9 +111,7 @@ class ActorClass:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._cls.__name__
-        raise TypeError(
-            f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'."
-        )
+        raise TypeError(f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'.")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         """Create the actor; its constructor runs in its own worker."""

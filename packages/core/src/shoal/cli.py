@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from shoal._version import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 COMMANDS_GROUP = "shoal.commands"
 

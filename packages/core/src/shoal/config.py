@@ -24,7 +24,7 @@ from typing import Any
 
 from shoal.exceptions import ConfigError
 
-__all__ = ["Key", "KEYS", "INTERNAL_ENV", "Config", "load_config", "find_config_file", "parse_size"]
+__all__ = ["INTERNAL_ENV", "KEYS", "Config", "Key", "find_config_file", "load_config", "parse_size"]
 
 
 _SIZE_UNITS = {

@@ -87,7 +87,7 @@ class ObjectRef:
     the last reference anywhere is dropped.
     """
 
-    __slots__ = ("_id", "__weakref__")
+    __slots__ = ("__weakref__", "_id")
 
     def __init__(self, object_id: bytes) -> None:
         self._id = object_id
@@ -121,21 +121,7 @@ class ObjectRef:
 
     def future(self) -> concurrent.futures.Future[Any]:
         """A :class:`concurrent.futures.Future` that completes with the value (or its error)."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        backend = _current_backend()
-
-        def done() -> None:
-            if not fut.set_running_or_notify_cancel():
-                return
-            try:
-                value = backend.get([self], timeout=None)[0]
-            except BaseException as e:  # noqa: BLE001 - the error is the result
-                fut.set_exception(e)
-            else:
-                fut.set_result(value)
-
-        backend.on_ready(self, done)
-        return fut
+        return _current_backend().future(self)
 
     def __await__(self) -> Any:
         return asyncio.wrap_future(self.future()).__await__()

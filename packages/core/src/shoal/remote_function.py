@@ -51,8 +51,7 @@ class RemoteFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = getattr(self._function, "__name__", "f")
         raise TypeError(
-            f"Remote functions cannot be called directly. Instead of running '{name}()', "
-            f"try '{name}.remote()'."
+            f"Remote functions cannot be called directly. Instead of running '{name}()', try '{name}.remote()'."
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:

@@ -45,8 +45,10 @@ def test_third_party_backend_is_discovered(site: Path) -> None:
         [shoal.backends]
         fake = fake_backend_mod:FakeBackend
         """,
-        {"fake_backend_mod": "from shoal.backend.inline import InlineBackend\n"
-         "class FakeBackend(InlineBackend):\n    name = 'fake'\n"},
+        {
+            "fake_backend_mod": "from shoal.backend.inline import InlineBackend\n"
+            "class FakeBackend(InlineBackend):\n    name = 'fake'\n"
+        },
     )
     assert "fake" in available_backends()
     cls = load_backend("fake")
@@ -96,7 +98,7 @@ def test_entry_point_that_is_not_a_backend_is_refused(site: Path) -> None:
         """,
         {"fake_backend_bad": "thing = 42\n"},
     )
-    with pytest.raises(BackendUnavailableError, match="not a shoal.backend.Backend subclass"):
+    with pytest.raises(BackendUnavailableError, match=r"not a shoal\.backend\.Backend subclass"):
         load_backend("notabackend")
 
 

@@ -10,7 +10,7 @@ import cloudpickle
 
 from shoal.exceptions import ShoalError, TaskError
 
-__all__ = ["user_traceback", "task_error"]
+__all__ = ["task_error", "user_traceback"]
 
 _SHOAL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import cloudpickle
 
+from shoal.actor import ActorHandle
 from shoal.object_ref import ObjectRef
 
-__all__ = ["Serialized", "serialize", "deserialize", "serialize_call_args", "dumps_small"]
+__all__ = ["Serialized", "deserialize", "dumps_small", "serialize", "serialize_call_args"]
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class Serialized:
     data: bytes
     buffers: list[memoryview] = field(default_factory=list)
     refs: list[bytes] = field(default_factory=list)
+    actors: list[bytes] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -36,10 +38,11 @@ class Serialized:
 
 
 class _Pickler(cloudpickle.CloudPickler):
-    def __init__(self, file: io.BytesIO, buffers: list[memoryview], refs: list[bytes]) -> None:
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview], refs: list[bytes], actors: list[bytes]) -> None:
         super().__init__(file, protocol=5, buffer_callback=self._buffer)
         self._buffers = buffers
         self._refs = refs
+        self._actors = actors
 
     def _buffer(self, buf: pickle.PickleBuffer) -> bool:
         view = buf.raw()
@@ -53,6 +56,8 @@ class _Pickler(cloudpickle.CloudPickler):
         if type(obj) is ObjectRef:
             self._refs.append(obj._id)
             return (ObjectRef, (obj._id,))
+        if type(obj) is ActorHandle:
+            self._actors.append(obj._actor_id)
         return super().reducer_override(obj)
 
 
@@ -61,8 +66,9 @@ def serialize(value: Any) -> Serialized:
     buf = io.BytesIO()
     buffers: list[memoryview] = []
     refs: list[bytes] = []
-    _Pickler(buf, buffers, refs).dump(value)
-    return Serialized(buf.getvalue(), buffers, refs)
+    actors: list[bytes] = []
+    _Pickler(buf, buffers, refs, actors).dump(value)
+    return Serialized(buf.getvalue(), buffers, refs, actors)
 
 
 def deserialize(data: bytes | memoryview, buffers: list[Any] | None = None) -> Any:
@@ -93,5 +99,5 @@ def serialize_call_args(args: tuple[Any, ...], kwargs: dict[str, Any], fn_name: 
     """Pickle the arguments of a call; a TypeError names the argument that cannot be pickled."""
     try:
         return serialize((args, kwargs))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _describe_failure(args, kwargs, fn_name, e) from e

@@ -16,18 +16,18 @@ from shoal.backend.specs import (
 )
 
 __all__ = [
-    "Backend",
-    "ActorInfo",
-    "RuntimeInfo",
     "ENTRY_POINT_GROUP",
-    "available_backends",
-    "load_backend",
     "STREAMING",
+    "ActorInfo",
     "ActorMethodSpec",
     "ActorSpec",
     "ActorTaskSpec",
+    "Backend",
     "CallableDescriptor",
     "PlacementGroupSpec",
+    "RuntimeInfo",
     "SchedulingSpec",
     "TaskSpec",
+    "available_backends",
+    "load_backend",
 ]

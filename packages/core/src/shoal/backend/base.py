@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import concurrent.futures
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from shoal.config import Config
     from shoal.object_ref import ObjectRef, ObjectRefGenerator
 
-__all__ = ["Backend", "ActorInfo", "RuntimeInfo"]
+__all__ = ["ActorInfo", "Backend", "RuntimeInfo"]
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Backend(abc.ABC):
     def list_named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
         """Names (and namespaces) of live named actors."""
 
-    def actor_handle_count(self, actor_id: bytes, delta: int) -> None:  # noqa: B027
+    def actor_handle_count(self, actor_id: bytes, delta: int) -> None:
         """Count handles of an actor in this process; non-detached actors end with the last one."""
 
     # -- objects ------------------------------------------------------------
@@ -118,8 +119,8 @@ class Backend(abc.ABC):
         """Split refs into (ready, not ready) once ``num_returns`` are ready or on timeout."""
 
     @abc.abstractmethod
-    def on_ready(self, ref: ObjectRef, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from any thread) once the ref's value or error is available."""
+    def future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
+        """A future that completes with the ref's value (or its error) once it is available."""
 
     @abc.abstractmethod
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
@@ -133,13 +134,13 @@ class Backend(abc.ABC):
     def generator_completed(self, generator_id: bytes) -> ObjectRef:
         """A ref that resolves when the streaming task has finished."""
 
-    def generator_release(self, generator_id: bytes, consumed: int) -> None:  # noqa: B027
+    def generator_release(self, generator_id: bytes, consumed: int) -> None:
         """The caller dropped the generator; values not yet handed out may be freed."""
 
-    def incref(self, object_id: bytes) -> None:  # noqa: B027
+    def incref(self, object_id: bytes) -> None:
         """An ObjectRef to ``object_id`` was created in this process."""
 
-    def decref(self, object_id: bytes) -> None:  # noqa: B027
+    def decref(self, object_id: bytes) -> None:
         """An ObjectRef to ``object_id`` was dropped in this process."""
 
     # -- cluster ------------------------------------------------------------

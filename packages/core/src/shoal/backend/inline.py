@@ -8,6 +8,7 @@ the other backends; resources are accounted but not enforced.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -132,7 +133,7 @@ class InlineBackend(Backend):
     def put(self, value: Any) -> ObjectRef:
         try:
             return self._store_value(value)
-        except Exception as e:  # noqa: BLE001 - any pickling failure
+        except Exception as e:
             raise TypeError(f"could not serialize the value passed to put(): {e}") from e
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list[Any]:
@@ -150,8 +151,13 @@ class InlineBackend(Backend):
         chosen = set(ready)
         return ready, [r for r in refs if r not in chosen]
 
-    def on_ready(self, ref: ObjectRef, callback: Callable[[], None]) -> None:
-        callback()
+    def future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            fut.set_result(self._load(ref))
+        except BaseException as e:  # noqa: BLE001 - the error is the result
+            fut.set_exception(e)
+        return fut
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         # Every task has already run by the time its ref exists: nothing to cancel,
@@ -355,18 +361,14 @@ class InlineBackend(Backend):
         except BaseException as e:  # noqa: BLE001
             return self._fail_all(spec.num_returns, e)
         bound = getattr(actor.instance, spec.method)
-        frame = _Frame(
-            new_id().hex(), name, actor.info.actor_id.hex(), actor.info.name, dict(actor.spec.resources)
-        )
+        frame = _Frame(new_id().hex(), name, actor.info.actor_id.hex(), actor.info.name, dict(actor.spec.resources))
         method_spec = actor.info.methods[spec.method]
         if spec.num_returns in ("streaming", "dynamic"):
             return self._start_generator(frame, lambda: bound(*args, **kwargs), name)
         try:
             if method_spec.is_async:
                 assert actor.loop is not None
-                fut = asyncio.run_coroutine_threadsafe(
-                    _framed_coro(self, frame, bound(*args, **kwargs)), actor.loop
-                )
+                fut = asyncio.run_coroutine_threadsafe(_framed_coro(self, frame, bound(*args, **kwargs)), actor.loop)
                 result = fut.result()
             else:
                 result = self._run(frame, lambda: bound(*args, **kwargs))
@@ -407,7 +409,9 @@ class InlineBackend(Backend):
     def get_actor(self, name: str, namespace: str | None) -> ActorInfo:
         actor_id = self._named.get((namespace or self._namespace, name))
         if actor_id is None:
-            raise ValueError(f"Failed to look up actor with name {name!r} in namespace {namespace or self._namespace!r}")
+            raise ValueError(
+                f"Failed to look up actor with name {name!r} in namespace {namespace or self._namespace!r}"
+            )
         return self._actors[actor_id].info
 
     def list_named_actors(self, all_namespaces: bool) -> list[dict[str, str]]:
@@ -543,4 +547,3 @@ def _sync_iter(agen: Any) -> Iterator[Any]:
                 return
     finally:
         loop.close()
-

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "Resources",
+    "STREAMING",
+    "ActorMethodSpec",
+    "ActorSpec",
+    "ActorTaskSpec",
     "CallableDescriptor",
+    "PlacementGroupSpec",
+    "Resources",
     "SchedulingSpec",
     "TaskSpec",
-    "ActorSpec",
-    "ActorMethodSpec",
-    "ActorTaskSpec",
-    "PlacementGroupSpec",
-    "STREAMING",
 ]
 
 #: ``num_returns`` value of a task whose results are streamed as they are yielded.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["LeakReport", "leftover_children", "shm_segments", "SHM_DIR", "SHM_PREFIX"]
+__all__ = ["SHM_DIR", "SHM_PREFIX", "LeakReport", "leftover_children", "shm_segments"]
 
 SHM_DIR = "/dev/shm"
 #: Every shared-memory segment shoal creates starts with this.

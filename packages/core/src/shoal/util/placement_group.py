@@ -11,11 +11,11 @@ from shoal.exceptions import GetTimeoutError
 __all__ = [
     "PlacementGroup",
     "PlacementGroupID",
-    "placement_group",
-    "remove_placement_group",
     "get_current_placement_group",
     "get_placement_group",
+    "placement_group",
     "placement_group_table",
+    "remove_placement_group",
 ]
 
 _STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shoal.util.placement_group import PlacementGroup
 
-__all__ = ["PlacementGroupSchedulingStrategy", "NodeAffinitySchedulingStrategy"]
+__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy"]
 
 
 class PlacementGroupSchedulingStrategy:

@@ -1,0 +1,530 @@
+"""Actors and placement groups of one node runtime: placement, call queues, restarts, death."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal._runtime import protocol as P
+from shoal._runtime.procs import WorkerProc, kill_worker
+from shoal._runtime.tasks import RUNNING, WAITING, Actor, PlacementGroup, Task
+from shoal._runtime.values import encode_error, encode_value
+from shoal._runtime.wire import CREATE
+from shoal.backend.base import ActorInfo
+from shoal.backend.specs import PlacementGroupSpec
+from shoal.exceptions import (
+    ActorDiedError,
+    PendingCallsLimitExceeded,
+    PlacementGroupSchedulingError,
+    TaskCancelledError,
+)
+from shoal.object_ref import new_id
+
+if TYPE_CHECKING:
+    from shoal._runtime.node import NodeRuntime
+
+__all__ = ["ActorManager"]
+
+
+def _creation_error_message(payload: tuple[Any, ...]) -> str:
+    import pickle
+
+    try:
+        cause = pickle.loads(payload[1])
+    except Exception:  # noqa: BLE001 - describe what we can
+        return "The actor died because of an error raised in its creation task."
+    return f"The actor died because of an error raised in its creation task, {cause}"
+
+
+class ActorManager:
+    """The actor directory and placement groups; the node runtime's lock is held by callers."""
+
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+        self.actors: dict[bytes, Actor] = {}
+        self.named: dict[tuple[str, str], bytes] = {}
+        self.pending: list[Actor] = []
+        self.placement_groups: dict[bytes, PlacementGroup] = {}
+
+    # -- directory ------------------------------------------------------------
+
+    def info(self, actor: Actor) -> ActorInfo:
+        opts = actor.opts
+        return ActorInfo(
+            actor_id=actor.actor_id,
+            class_name=actor.class_name,
+            methods=opts["methods"],
+            is_async=opts["is_async"],
+            max_task_retries=opts["max_task_retries"],
+            name=actor.name,
+            namespace=actor.namespace,
+        )
+
+    def get_named(self, name: str, namespace: str | None) -> ActorInfo:
+        ns = namespace or self.node.namespace
+        actor_id = self.named.get((ns, name))
+        if actor_id is None:
+            raise ValueError(
+                f"Failed to look up actor with name {name!r} in namespace {ns!r}: no live actor has "
+                "that name (it may have died, or live in another namespace)"
+            )
+        return self.info(self.actors[actor_id])
+
+    def actor_info(self, actor_id: bytes) -> ActorInfo:
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            raise ValueError(f"no actor with id {actor_id.hex()}")
+        return self.info(actor)
+
+    def list_named(self, all_namespaces: bool) -> list[dict[str, str]]:
+        return [
+            {"name": name, "namespace": ns} for (ns, name) in self.named if all_namespaces or ns == self.node.namespace
+        ]
+
+    def pending_creations(self) -> list[Actor]:
+        return list(self.pending)
+
+    # -- creation -------------------------------------------------------------
+
+    def create(self, wire: Any, owner: int) -> ActorInfo:
+        opts = dict(wire.actor_opts)
+        name = opts["name"]
+        namespace = opts["namespace"]
+        if name is not None:
+            existing_id = self.named.get((namespace, name))
+            if existing_id is not None:
+                existing = self.actors[existing_id]
+                if opts["get_if_exists"]:
+                    return self.info(existing)
+                raise ValueError(
+                    f"an actor named {name!r} already exists in namespace {namespace!r}; "
+                    "use get_if_exists=True or shoal.get_actor() to reuse it"
+                )
+        node = self.node
+        task = node.register_task(wire, owner)
+        actor = Actor(task, opts)
+        self.actors[actor.actor_id] = actor
+        if name is not None:
+            self.named[(namespace, name)] = actor.actor_id
+        node.start_task(task)
+        return self.info(actor)
+
+    def creation_ready(self, task: Task) -> None:
+        actor = self.actors.get(task.wire.actor_id)  # type: ignore[arg-type]
+        if actor is None:
+            return
+        if task.wire.actor_id not in self.actors:
+            return
+        self.pending.append(actor)
+        self.node.dispatch()
+
+    def place_pending(self) -> None:
+        node = self.node
+        for actor in list(self.pending):
+            task = actor.creation
+            if actor.state == "dead":
+                self.pending.remove(actor)
+                continue
+            bundle = node.bundle_for(task)
+            if bundle == "removed":
+                self.pending.remove(actor)
+                self._die(actor, ActorDiedError("The actor's placement group was removed."))
+                continue
+            if bundle is False:
+                continue
+            need = task.wire.resources
+            # Ray's rule: an actor needs one CPU to be placed even if it holds none afterwards.
+            check = need if (need.get("CPU", 0.0) > 0 or bundle is not None) else {**need, "CPU": 1.0}
+            if not node.resources.fits(check, bundle):
+                continue
+            w = node.idle_worker(task.env_key)
+            if w is None:
+                node.need_worker(task.env_key)
+                continue
+            self.pending.remove(actor)
+            self._start_on(actor, w, bundle)
+
+    def _start_on(self, actor: Actor, w: WorkerProc, bundle: Any) -> None:
+        node = self.node
+        task = actor.creation
+        wire = task.wire
+        actor.grant = node.resources.acquire(wire.resources, bundle)
+        actor.worker = w
+        w.state = "actor"
+        w.actor = actor
+        w.grant = None
+        task.state = RUNNING
+        task.worker = w
+        deps = node.dep_payloads(task, w)
+        args = node.args_payload(task, w)
+        sched = wire.scheduling
+        pg_id = sched[3] if sched is not None and sched[0] == "PLACEMENT_GROUP" else None
+        capture = bool(sched[5]) if pg_id is not None else False
+        opts = dict(actor.opts)
+        opts["restarted"] = actor.num_restarts > 0
+        opts.pop("methods", None)
+        ctx = (wire.resources, actor.grant.gpu_ids, pg_id, capture, False)
+        cls_bytes = node.functions.get(wire.fn_id)  # type: ignore[arg-type]
+        w.conn.send((P.CREATE_ACTOR, wire.task_id, actor.actor_id, wire.fn_id, cls_bytes, args, deps, opts, ctx))
+        # Keep a warm worker ready for plain tasks.
+        node.need_worker(task.env_key)
+
+    def creation_failed(self, task: Task, payload: tuple[Any, ...]) -> None:
+        actor = self.actors.get(task.wire.actor_id)  # type: ignore[arg-type]
+        if actor is None or actor.state == "dead":
+            return
+        if actor in self.pending:
+            self.pending.remove(actor)
+        if payload[0] == P.ERROR:
+            err = ActorDiedError(_creation_error_message(payload), actor_id=actor.actor_id.hex())
+        else:
+            err = ActorDiedError("The actor could not be created.", actor_id=actor.actor_id.hex())
+        self._die(actor, err)
+
+    # -- calls --------------------------------------------------------------
+
+    def enqueue_call(self, task: Task) -> None:
+        node = self.node
+        actor = self.actors.get(task.wire.actor_id)  # type: ignore[arg-type]
+        if actor is None:
+            node.fail_task(task, ActorDiedError("The actor does not exist or has been destroyed."))
+            return
+        if not task.name or task.name.startswith("."):
+            task.name = f"{actor.class_name}{task.name}"
+        if actor.state == "dead":
+            node.fail_task(task, actor.death_error or ActorDiedError("The actor is dead."))
+            return
+        limit = actor.opts.get("max_pending_calls", -1)
+        if limit > 0 and len(actor.queue) + len(actor.inflight) >= limit:
+            node.fail_task(
+                task,
+                PendingCallsLimitExceeded(
+                    f"the actor {actor.class_name} already has {limit} pending calls (max_pending_calls)"
+                ),
+            )
+            return
+        task.state = WAITING
+        missing = [d for d in set(task.wire.deps) if not node.objects.is_ready(d)]
+        task.pending_deps = len(missing)
+        for dep in missing:
+            if not node.objects.add_waiter(dep, lambda t=task, a=actor: self._call_dep_arrived(t, a)):
+                task.pending_deps -= 1
+        actor.queue.append(task)
+        self.pump(actor)
+
+    def _call_dep_arrived(self, task: Task, actor: Actor) -> None:
+        task.pending_deps -= 1
+        if task.pending_deps <= 0:
+            self.pump(actor)
+
+    def pump(self, actor: Actor) -> None:
+        """Send queued calls, in submission order, whose arguments are ready."""
+        if actor.state != "alive" or actor.worker is None:
+            return
+        node = self.node
+        w = actor.worker
+        queue = actor.queue
+        while queue:
+            task = queue[0]
+            if task.cancelled:
+                queue.popleft()
+                continue
+            if task.pending_deps > 0:
+                break
+            queue.popleft()
+            err = node.dep_error(task)
+            if err is not None:
+                node.fail_task_payload(task, err)
+                continue
+            wire = task.wire
+            deps = node.dep_payloads(task, w)
+            args = node.args_payload(task, w)
+            task.state = RUNNING
+            task.worker = w
+            actor.inflight[wire.task_id] = task
+            w.conn.queue(
+                (
+                    P.ACTOR_CALL,
+                    wire.task_id,
+                    wire.method,
+                    args,
+                    deps,
+                    wire.return_ids,
+                    wire.num_returns,
+                    task.name,
+                )
+            )
+        w.conn.flush()
+        if actor.terminating and not queue and not actor.inflight:
+            self._finish_out_of_scope(actor)
+
+    def call_done(
+        self,
+        actor: Actor,
+        w: WorkerProc,
+        task_id: bytes,
+        task: Task | None,
+        results: Any,
+        error: Any,
+        retryable: bool,
+    ) -> None:
+        node = self.node
+        if task is not None and task.wire.kind == CREATE:
+            if error is not None:
+                node.fail_task_payload(task, error)
+                return
+            task.state = "alive"
+            actor.state = "alive"
+            self.pump(actor)
+            return
+        task = actor.inflight.pop(task_id, None)
+        if task is None:
+            return
+        if results is None and error is None:
+            # exit_actor(): the worker is leaving; this call and the rest fail.
+            actor.no_restart = True
+            self._die(actor, ActorDiedError("The actor exited by calling exit_actor().", actor.actor_id.hex()))
+            node.fail_task(task, actor.death_error)  # type: ignore[arg-type]
+            return
+        if error is not None:
+            node.fail_task_payload(task, error)
+        else:
+            gen = node.generators.get(task_id)
+            if gen is not None:
+                node._gen_done(task, gen, None)
+            else:
+                for rid, (payload, contained) in zip(task.wire.return_ids, results, strict=True):
+                    node.store_result(w.worker_id, rid, payload, contained)
+            node.release_task(task)
+        if actor.terminating and not actor.queue and not actor.inflight:
+            self._finish_out_of_scope(actor)
+
+    def cancel_call(self, task: Task, force: bool) -> None:
+        node = self.node
+        actor = self.actors.get(task.wire.actor_id)  # type: ignore[arg-type]
+        if force:
+            raise ValueError("force=True is not supported for actor tasks")
+        if actor is None:
+            return
+        if task in actor.queue:
+            actor.queue.remove(task)
+            task.cancelled = True
+            node.fail_task(task, TaskCancelledError(f"task {task.name} was cancelled", task_id=task.task_id.hex()))
+            self.pump(actor)
+        elif task.task_id in actor.inflight and actor.worker is not None:
+            task.cancelled = True
+            from shoal._runtime.node import interrupt
+
+            interrupt(actor.worker, task.task_id)
+
+    # -- lifetime -------------------------------------------------------------
+
+    def handle_delta(self, actor_id: bytes, delta: int) -> None:
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            return
+        actor.handles += delta
+        if delta > 0:
+            actor.handles_seen = True
+        if actor.handles <= 0 and actor.handles_seen and not actor.detached and actor.state != "dead":
+            actor.terminating = True
+            if not actor.queue and not actor.inflight:
+                self._finish_out_of_scope(actor)
+
+    def _finish_out_of_scope(self, actor: Actor) -> None:
+        self._die(
+            actor,
+            ActorDiedError(
+                "The actor was destroyed because all handles to it went out of scope.", actor.actor_id.hex()
+            ),
+            graceful=True,
+        )
+
+    def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        actor = self.actors.get(actor_id)
+        if actor is None or actor.state == "dead":
+            return
+        if no_restart or actor.restarts_left == 0:
+            actor.no_restart = True
+            self._die(actor, ActorDiedError("The actor was killed by shoal.kill().", actor.actor_id.hex()))
+            return
+        if actor.worker is not None:
+            kill_worker(actor.worker)
+
+    def worker_died(self, actor: Actor, w: WorkerProc) -> None:
+        node = self.node
+        if actor.grant is not None:
+            node.resources.release(actor.grant)
+            actor.grant = None
+        actor.worker = None
+        inflight = list(actor.inflight.values())
+        actor.inflight.clear()
+        if actor.state == "dead":
+            for t in inflight:
+                node.fail_task(t, actor.death_error or ActorDiedError("The actor is dead."))
+            return
+        creating = actor.creation.state == RUNNING
+        if not actor.no_restart and actor.restarts_left != 0:
+            if actor.restarts_left > 0:
+                actor.restarts_left -= 1
+            actor.num_restarts += 1
+            actor.state = "restarting"
+            retry = actor.opts.get("max_task_retries", 0)
+            for t in reversed(inflight):
+                left = t.retries_left if t.retries_left is not None else retry
+                if left != 0:
+                    t.retries_left = left - 1 if left > 0 else left
+                    t.state = WAITING
+                    actor.queue.appendleft(t)
+                else:
+                    node.fail_task(
+                        t,
+                        ActorDiedError(
+                            f"The actor died while running {t.name} and is restarting; the call was not retried "
+                            "(set max_task_retries to retry calls).",
+                            actor.actor_id.hex(),
+                        ),
+                    )
+            actor.creation.state = WAITING
+            self.pending.append(actor)
+            node.dispatch()
+            return
+        how = "while being created" if creating else f"unexpectedly (pid={w.pid}, exit code {w.proc.returncode})"
+        self._die(actor, ActorDiedError(f"The actor died {how} and will not be restarted.", actor.actor_id.hex()))
+        for t in inflight:
+            node.fail_task(t, actor.death_error)  # type: ignore[arg-type]
+
+    def _die(self, actor: Actor, error: ActorDiedError, graceful: bool = False) -> None:
+        node = self.node
+        actor.state = "dead"
+        actor.death_error = error
+        if actor in self.pending:
+            self.pending.remove(actor)
+        if actor.name is not None and self.named.get((actor.namespace, actor.name)) == actor.actor_id:
+            del self.named[(actor.namespace, actor.name)]
+        for t in list(actor.queue):
+            node.fail_task(t, error)
+        actor.queue.clear()
+        for t in list(actor.inflight.values()):
+            node.fail_task(t, error)
+        actor.inflight.clear()
+        w = actor.worker
+        if w is not None:
+            if graceful:
+                w.conn.send((P.EXIT,))
+            else:
+                kill_worker(w)
+        if actor.grant is not None and w is None:
+            node.resources.release(actor.grant)
+            actor.grant = None
+        creation = actor.creation
+        if creation.state != "finished":
+            node.release_task(creation)
+        node.dispatch()
+
+    # -- placement groups -------------------------------------------------
+
+    def create_placement_group(self, spec: PlacementGroupSpec) -> bytes:
+        pg_id = new_id()
+        pg = PlacementGroup(pg_id, spec.bundles, spec.strategy, spec.name, spec.lifetime == "detached")
+        self.placement_groups[pg_id] = pg
+        self.try_reserve(pg)
+        return pg_id
+
+    def try_reserve(self, pg: PlacementGroup) -> None:
+        if pg.state != "PENDING":
+            return
+        if pg.strategy == "STRICT_SPREAD" and len(pg.bundle_specs) > 1:
+            return  # one node cannot hold bundles that must be on different nodes
+        total: dict[str, float] = {}
+        for b in pg.bundle_specs:
+            for k, v in b.items():
+                total[k] = total.get(k, 0.0) + v
+        res = self.node.resources
+        if not res.fits(total):
+            return
+        pg.bundles = [res.reserve_bundle(b) for b in pg.bundle_specs]
+        pg.state = "CREATED"
+        ready, pg.ready_ids = pg.ready_ids, []
+        for object_id in ready:
+            self._set_pg_ready(object_id)
+        self.node.dispatch()
+
+    def _set_pg_ready(self, object_id: bytes) -> None:
+        node = self.node
+        node.objects.set_ready(object_id, encode_value(True, node.max_inline, node.allocate_for_driver)[0], None)
+
+    @property
+    def pending_groups(self) -> bool:
+        return any(pg.state == "PENDING" for pg in self.placement_groups.values())
+
+    def retry_pending_groups(self) -> None:
+        for pg in list(self.placement_groups.values()):
+            if pg.state == "PENDING":
+                self.try_reserve(pg)
+
+    def placement_group_ready(self, pg_id: bytes, owner: int) -> bytes:
+        node = self.node
+        object_id = new_id()
+        node.objects.create(object_id, 1)
+        node.add_hold(owner, object_id)
+        pg = self.placement_groups.get(pg_id)
+        if pg is None or pg.state == "REMOVED":
+            node.objects.set_ready(
+                object_id,
+                encode_error(PlacementGroupSchedulingError("the placement group was removed")),
+                None,
+            )
+        elif pg.state == "CREATED":
+            self._set_pg_ready(object_id)
+        else:
+            pg.ready_ids.append(object_id)
+        return object_id
+
+    def remove_placement_group(self, pg_id: bytes) -> None:
+        node = self.node
+        pg = self.placement_groups.get(pg_id)
+        if pg is None or pg.state == "REMOVED":
+            return
+        was_created = pg.state == "CREATED"
+        pg.state = "REMOVED"
+        for actor in list(self.actors.values()):
+            sched = actor.creation.wire.scheduling
+            if sched is not None and sched[0] == "PLACEMENT_GROUP" and sched[3] == pg_id and actor.state != "dead":
+                actor.no_restart = True
+                self._die(actor, ActorDiedError("The actor's placement group was removed.", actor.actor_id.hex()))
+        for task in list(node.tasks.values()):
+            sched = task.wire.scheduling
+            if sched is not None and sched[0] == "PLACEMENT_GROUP" and sched[3] == pg_id:
+                node.cancel_task(task, force=True, recursive=False)
+        if was_created:
+            for bundle in pg.bundles:
+                node.resources.release_bundle(bundle)
+        pg.bundles = []
+        for object_id in pg.ready_ids:
+            node.objects.set_ready(
+                object_id,
+                encode_error(PlacementGroupSchedulingError("the placement group was removed")),
+                None,
+            )
+        pg.ready_ids = []
+        node.dispatch()
+
+    def placement_group_table(self, pg_id: bytes | None) -> dict[str, Any]:
+        def describe(pg: PlacementGroup) -> dict[str, Any]:
+            return {
+                "placement_group_id": pg.pg_id.hex(),
+                "name": pg.name,
+                "strategy": pg.strategy,
+                "state": pg.state,
+                "bundles": {i: dict(b) for i, b in enumerate(pg.bundle_specs)},
+                "bundles_to_node_id": {i: self.node.node_id for i in range(len(pg.bundles))},
+                "bundles_list": [dict(b) for b in pg.bundle_specs],
+                "is_detached": pg.detached,
+            }
+
+        if pg_id is not None:
+            pg = self.placement_groups.get(pg_id)
+            if pg is None:
+                raise ValueError(f"no placement group with id {pg_id.hex()}")
+            return describe(pg)
+        return {pg.pg_id.hex(): describe(pg) for pg in self.placement_groups.values()}

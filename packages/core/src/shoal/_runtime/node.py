@@ -1,0 +1,1041 @@
+"""The node runtime: the object table, the scheduler and the worker pool of one machine.
+
+It runs inside the driver for the ``local`` backend (one I/O thread plus
+direct calls from user threads under one lock) and inside a node agent for
+the ``cluster`` backend. Workers talk to it over socket pairs (see
+:mod:`shoal._runtime.protocol`); the driver calls its methods directly.
+
+Workers are spawned only from the I/O thread: Linux delivers a worker's
+parent-death signal when the *thread* that forked it exits.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import os
+import pickle
+import select
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shoal._runtime import protocol as P
+from shoal._runtime.actors import ActorManager
+from shoal._runtime.objects import ObjectTable
+from shoal._runtime.procs import LogPump, WorkerProc, kill_worker, spawn_worker
+from shoal._runtime.resources import NodeResources
+from shoal._runtime.store import SharedMemoryStore
+from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
+from shoal._runtime.values import encode_error
+from shoal._runtime.wire import CALL, CREATE, STREAM, TaskWire
+from shoal.exceptions import (
+    ObjectLostError,
+    ShoalError,
+    TaskCancelledError,
+    TaskUnschedulableError,
+    WorkerCrashedError,
+)
+from shoal.object_ref import new_id
+
+__all__ = ["NodeRuntime"]
+
+log = logging.getLogger("shoal.runtime")
+
+_MAX_STARTING = 4  # workers starting at once
+_MAX_IDLE_EXTRA = 2  # idle task workers kept beyond the CPU count
+
+
+def env_key_of(runtime_env: dict[str, Any] | None) -> str:
+    if not runtime_env:
+        return ""
+    return repr(sorted((k, repr(v)) for k, v in runtime_env.items()))
+
+
+def interrupt(w: WorkerProc, task_id: bytes) -> None:
+    """Tell a worker to cancel a task, and wake its main thread if it is busy running one."""
+    w.conn.send((P.CANCEL, task_id, False))
+    try:
+        os.kill(w.pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+
+
+class NodeRuntime:
+    """One node's runtime; all state is guarded by ``self.lock``."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        job_id: str,
+        namespace: str,
+        resources: dict[str, float],
+        store_capacity: int,
+        session_dir: str,
+        spill_dir: str,
+        max_inline: int,
+        spin_us: int,
+        log_to_driver: bool,
+        job_runtime_env: dict[str, Any] | None,
+        prestart: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.node_id = node_id
+        self.job_id = job_id
+        self.namespace = namespace
+        self.session_dir = session_dir
+        self.max_inline = max_inline
+        self.spin_us = spin_us
+        self.log_to_driver = log_to_driver
+        self.job_runtime_env = job_runtime_env or {}
+        self.resources = NodeResources(resources)
+        self.store = SharedMemoryStore(store_capacity, name=f"shoal-{node_id[:8]}")
+        self.objects = ObjectTable(self.store, spill_dir)
+        self.spill_dir = spill_dir
+        self.functions: dict[bytes, bytes] = {}
+        self.tasks: dict[bytes, Task] = {}
+        self.ready: dict[Any, collections.deque[Task]] = {}
+        self.generators: dict[bytes, Generator] = {}
+        self.workers: dict[int, WorkerProc] = {}
+        self.idle: dict[str, list[WorkerProc]] = {}
+        self.starting: dict[str, int] = {}
+        self.want_workers: dict[str, int] = {}
+        self.by_fd: dict[int, Callable[[], None]] = {}
+        self.holds: dict[int, dict[bytes, int]] = {DRIVER: {}}
+        self.releases: collections.deque[tuple[bytes, int]] = collections.deque()
+        self.unpins: collections.deque[bytes] = collections.deque()
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._worker_ids = itertools.count(1)
+        self._warned_infeasible: set[Any] = set()
+        self.actors = ActorManager(self)
+        self.stopping = False
+        self._epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self.by_fd[self._wake_r] = self._drain_wake
+        self._woken = False
+        self._prestart = prestart
+        self.thread = threading.Thread(target=self._loop, name="shoal-runtime", daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        with self.lock:
+            if self._prestart:
+                self.want_workers[""] = self._prestart
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.stopping = True
+            workers = list(self.workers.values())
+        self.wake()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout=5)
+        for w in workers:
+            kill_worker(w)
+        for w in workers:
+            try:
+                w.proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - nothing more to do for a stuck child
+                pass
+            w.conn.close()
+            for stream in (w.proc.stdout, w.proc.stderr):
+                if stream is not None:
+                    stream.close()
+        with self.lock:
+            self.workers.clear()
+            self.store.close()
+            self.objects.objects.clear()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._epoll.close()
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+    def wake(self) -> None:
+        """Make the I/O thread run its loop once more."""
+        if not self._woken:
+            self._woken = True
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _drain_wake(self) -> None:
+        self._woken = False
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def add_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self.timers, (time.monotonic() + delay, next(self._timer_seq), callback))
+        if threading.current_thread() is not self.thread:
+            self.wake()
+
+    # -- the I/O loop -------------------------------------------------------
+
+    def _loop(self) -> None:
+        epoll = self._epoll
+        while True:
+            with self.lock:
+                if self.stopping:
+                    return
+                self._housekeeping()
+                timeout = self._poll_timeout()
+            try:
+                events = epoll.poll(timeout)
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            with self.lock:
+                if self.stopping:
+                    return
+                for fd, _ in events:
+                    handler = self.by_fd.get(fd)
+                    if handler is not None:
+                        try:
+                            handler()
+                        except Exception:
+                            log.exception("shoal runtime: error while handling fd %d", fd)
+                self._run_timers()
+
+    def _poll_timeout(self) -> float:
+        if self.releases or self.unpins:
+            return 0.05
+        if self.timers:
+            return max(0.0, min(1.0, self.timers[0][0] - time.monotonic()))
+        return 1.0
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, _, cb = heapq.heappop(self.timers)
+            cb()
+
+    def _housekeeping(self) -> None:
+        self.drain_releases()
+        for env_key, want in list(self.want_workers.items()):
+            while want > 0 and self.starting.get(env_key, 0) < _MAX_STARTING:
+                self._spawn(env_key)
+                want -= 1
+            if want > 0:
+                self.want_workers[env_key] = want
+            else:
+                del self.want_workers[env_key]
+        self._run_timers()
+        self.dispatch()
+
+    def drain_releases(self) -> None:
+        """Apply ref-count changes and unpins queued by the driver's threads."""
+        releases = self.releases
+        holds = self.holds[DRIVER]
+        while releases:
+            object_id, delta = releases.popleft()
+            if delta > 0:
+                holds[object_id] = holds.get(object_id, 0) + delta
+                self.objects.incref(object_id, delta)
+            else:
+                n = holds.get(object_id, 0) + delta
+                if n > 0:
+                    holds[object_id] = n
+                else:
+                    holds.pop(object_id, None)
+                self.objects.decref(object_id, -delta)
+        unpins = self.unpins
+        while unpins:
+            self.objects.unpin(unpins.popleft())
+
+    # -- workers ------------------------------------------------------------
+
+    def _worker_env(self, env_key: str) -> tuple[dict[str, str], str | None]:
+        for task_list in self.ready.values():
+            for t in task_list:
+                if t.env_key == env_key:
+                    renv = t.wire.runtime_env or {}
+                    return dict(renv.get("env_vars") or {}), renv.get("working_dir")
+        for actor in self.actors.pending_creations():
+            if actor.creation.env_key == env_key:
+                renv = actor.creation.wire.runtime_env or {}
+                return dict(renv.get("env_vars") or {}), renv.get("working_dir")
+        renv = self.job_runtime_env
+        return dict(renv.get("env_vars") or {}), renv.get("working_dir")
+
+    def _spawn(self, env_key: str) -> None:
+        if threading.current_thread() is not self.thread:
+            self.want_workers[env_key] = self.want_workers.get(env_key, 0) + 1
+            self.wake()
+            return
+        worker_id = next(self._worker_ids)
+        env_vars, working_dir = self._worker_env(env_key)
+        log_file = None
+        if not self.log_to_driver:
+            os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
+            log_file = os.path.join(self.session_dir, "logs", f"worker-{worker_id}.log")
+        w, _ = spawn_worker(worker_id, env_key, env_vars, working_dir, self.spin_us, self.log_to_driver, log_file)
+        self.workers[worker_id] = w
+        self.holds[worker_id] = w.holds
+        self.starting[env_key] = self.starting.get(env_key, 0) + 1
+        self._watch(w.conn.fd, lambda: self._on_readable(w))
+        if self.log_to_driver:
+            for stream, is_err in ((w.proc.stdout, False), (w.proc.stderr, True)):
+                assert stream is not None
+                pump = LogPump(stream.fileno(), is_err, lambda w=w: self._log_label(w))
+                self._watch(stream.fileno(), lambda pump=pump: self._on_log(pump))
+
+    def _watch(self, fd: int, handler: Callable[[], None]) -> None:
+        self.by_fd[fd] = handler
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _unwatch(self, fd: int) -> None:
+        if self.by_fd.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def _on_log(self, pump: LogPump) -> None:
+        if not pump.read():
+            self._unwatch(pump.fd)
+
+    def _log_label(self, w: WorkerProc) -> str:
+        if w.actor is not None:
+            name = w.actor.class_name
+        elif w.task is not None:
+            name = w.task.name
+        else:
+            name = "worker"
+        return f"({name} pid={w.pid})"
+
+    def _on_readable(self, w: WorkerProc) -> None:
+        msgs = w.conn.receive()
+        if msgs:
+            handlers = self._handlers
+            for msg in msgs:
+                handlers[msg[0]](self, w, msg)
+        if w.conn.closed:
+            self._on_worker_exit(w)
+        elif w.conn.pending_output:
+            w.conn.flush()
+
+    def idle_worker(self, env_key: str) -> WorkerProc | None:
+        pool = self.idle.get(env_key)
+        while pool:
+            w = pool.pop()
+            if w.state == "idle":
+                return w
+        return None
+
+    def need_worker(self, env_key: str) -> None:
+        """Ask for one more worker of this kind unless enough are already starting."""
+        if self.starting.get(env_key, 0) + self.want_workers.get(env_key, 0) >= _MAX_STARTING:
+            return
+        self.want_workers[env_key] = self.want_workers.get(env_key, 0) + 1
+        if threading.current_thread() is not self.thread:
+            self.wake()
+
+    def make_idle(self, w: WorkerProc) -> None:
+        w.state = "idle"
+        w.task = None
+        w.grant = None
+        if w.retire:
+            self.retire_worker(w)
+            return
+        pool = self.idle.setdefault(w.env_key, [])
+        cpus = self.resources.total.get("CPU", 1)
+        if len(pool) >= cpus + _MAX_IDLE_EXTRA:
+            self.retire_worker(w)
+            return
+        pool.append(w)
+
+    def retire_worker(self, w: WorkerProc) -> None:
+        w.state = "retiring"
+        w.conn.send((P.EXIT,))
+
+    def _on_ready_msg(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 0) - 1)
+        info = {
+            "max_inline": self.max_inline,
+            "job_id": self.job_id,
+            "node_id": self.node_id,
+            "namespace": self.namespace,
+            "worker_id": f"{self.node_id[:8]}-{w.worker_id}",
+            "runtime_env": self.job_runtime_env,
+        }
+        w.conn.send((P.REPLY, 0, True, ("info", info)))
+        self.make_idle(w)
+        self.dispatch()
+
+    def _on_worker_exit(self, w: WorkerProc) -> None:
+        if w.state == "dead":
+            return
+        was_starting = w.state == "starting"
+        w.state = "dead"
+        self._unwatch(w.conn.fd)
+        w.conn.close()
+        self.workers.pop(w.worker_id, None)
+        self.holds.pop(w.worker_id, None)
+        if was_starting:
+            self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 0) - 1)
+        pool = self.idle.get(w.env_key)
+        if pool and w in pool:
+            pool.remove(w)
+        try:
+            w.proc.wait(timeout=1)
+        except Exception:  # noqa: BLE001
+            pass
+        # What the worker held is released.
+        for object_id, n in w.holds.items():
+            self.objects.decref(object_id, n)
+        w.holds.clear()
+        for actor_id, n in w.handle_holds.items():
+            self.actors.handle_delta(actor_id, -n)
+        w.handle_holds.clear()
+        for object_id, n in w.pins.items():
+            for _ in range(n):
+                self.objects.unpin(object_id)
+        w.pins.clear()
+        for alloc in w.allocs.values():
+            self.store.free(alloc)
+        w.allocs.clear()
+        if w.grant is not None and w.task is not None and w.actor is None:
+            self.resources.release(w.grant)
+            w.grant = None
+        task = w.task
+        if task is not None and w.actor is None:
+            w.task = None
+            self._task_worker_died(task, w)
+        if w.actor is not None:
+            self.actors.worker_died(w.actor, w)
+        self.dispatch()
+
+    def _task_worker_died(self, task: Task, w: WorkerProc) -> None:
+        if task.force_cancelled or task.cancelled:
+            self.fail_task(task, TaskCancelledError(f"task {task.name} was cancelled", task_id=task.task_id.hex()))
+            return
+        if task.retries_left != 0 and task.wire.num_returns != STREAM:
+            if task.retries_left > 0:
+                task.retries_left -= 1
+            self._requeue(task)
+            return
+        code = w.proc.returncode
+        self.fail_task(
+            task,
+            WorkerCrashedError(
+                f"the worker running {task.name} (pid={w.pid}) died unexpectedly (exit code {code}) "
+                "and no retries were left"
+            ),
+        )
+
+    # -- submission ---------------------------------------------------------
+
+    def add_hold(self, owner: int, object_id: bytes) -> None:
+        holds = self.holds.get(owner)
+        if holds is not None:
+            holds[object_id] = holds.get(object_id, 0) + 1
+
+    def submit(self, wire: TaskWire, owner: int) -> None:
+        """Accept a task (or actor call) from the driver or a worker."""
+        self.start_task(self.register_task(wire, owner))
+
+    def register_task(self, wire: TaskWire, owner: int) -> Task:
+        """Record a task, create its return objects and keep its arguments alive."""
+        if wire.fn_bytes is not None and wire.fn_id is not None:
+            self.functions[wire.fn_id] = wire.fn_bytes
+        renv = wire.runtime_env
+        if renv is None and self.job_runtime_env and wire.kind != CALL:
+            renv = self.job_runtime_env
+        task = Task(wire, owner, env_key_of(renv) if renv else "")
+        if renv is not None and renv is not wire.runtime_env:
+            task.wire = wire._replace(runtime_env=renv)
+        self.tasks[wire.task_id] = task
+        if wire.parent is not None:
+            parent = self.tasks.get(wire.parent)
+            if parent is not None:
+                parent.children.append(wire.task_id)
+        objects = self.objects
+        for rid in wire.return_ids:
+            objects.create(rid, 1, wire.task_id)
+            self.add_hold(owner, rid)
+        if wire.num_returns == STREAM:
+            completion = new_id()
+            objects.create(completion, 1, wire.task_id)
+            self.generators[wire.task_id] = Generator(owner, completion)
+        pinned = [*wire.deps, *wire.contained]
+        for oid in pinned:
+            objects.incref(oid)
+        task.pinned = pinned
+        for actor_id in wire.handles:
+            self.actors.handle_delta(actor_id, +1)
+        if wire.args[0] == P.SHM:
+            task.args_id = wire.task_id
+            objects.create(wire.task_id, 1)
+            alloc = self._take_alloc(owner, wire.args)
+            objects.set_ready(wire.task_id, wire.args, None)
+            if alloc is not None:
+                objects.attach_alloc(wire.task_id, alloc)
+        return task
+
+    def start_task(self, task: Task) -> None:
+        if task.wire.kind == CALL:
+            self.actors.enqueue_call(task)
+            return
+        self._wait_for_deps(task)
+
+    def _wait_for_deps(self, task: Task) -> None:
+        missing = [d for d in set(task.wire.deps) if not self.objects.is_ready(d)]
+        task.pending_deps = len(missing)
+        if not missing:
+            self._deps_ready(task)
+            return
+        for dep in missing:
+            if not self.objects.add_waiter(dep, lambda task=task: self._dep_arrived(task)):
+                task.pending_deps -= 1
+        if task.pending_deps == 0:
+            self._deps_ready(task)
+
+    def _dep_arrived(self, task: Task) -> None:
+        task.pending_deps -= 1
+        if task.pending_deps == 0 and task.state == WAITING:
+            self._deps_ready(task)
+
+    def dep_error(self, task: Task) -> tuple[Any, ...] | None:
+        """The first error among a task's arguments, if any."""
+        for dep in task.wire.deps:
+            obj = self.objects.objects.get(dep)
+            if obj is None:
+                return encode_error(ObjectLostError(f"argument {dep.hex()} of {task.name} was lost"))
+            if obj.payload is not None and obj.payload[0] == P.ERROR:
+                return obj.payload
+        return None
+
+    def _deps_ready(self, task: Task) -> None:
+        if task.cancelled:
+            return
+        err = self.dep_error(task)
+        if err is not None:
+            self.fail_task_payload(task, err)
+            return
+        if task.wire.kind == CREATE:
+            self.actors.creation_ready(task)
+            return
+        self._enqueue(task)
+
+    def _enqueue(self, task: Task) -> None:
+        task.state = READY
+        wire = task.wire
+        sched = wire.scheduling
+        if sched is not None and sched[0] == "NODE_AFFINITY" and sched[1] != self.node_id and not sched[2]:
+            self.fail_task(
+                task,
+                TaskUnschedulableError(f"task {task.name} must run on node {sched[1]}, which does not exist"),
+            )
+            return
+        key = (tuple(sorted(wire.resources.items())), task.env_key, sched)
+        if not self.placement_feasible(wire.resources, sched) and key not in self._warned_infeasible:
+            self._warned_infeasible.add(key)
+            log.warning(
+                "task %s needs %s, which this node can never provide (total %s); it stays pending",
+                task.name,
+                wire.resources,
+                self.resources.total,
+            )
+        task.queue_key = key
+        queue = self.ready.get(key)
+        if queue is None:
+            queue = self.ready[key] = collections.deque()
+        queue.append(task)
+        self.dispatch()
+
+    def placement_feasible(self, need: dict[str, float], sched: tuple[Any, ...] | None) -> bool:
+        if sched is not None and sched[0] == "PLACEMENT_GROUP":
+            return True
+        return self.resources.feasible(need)
+
+    def _requeue(self, task: Task) -> None:
+        task.worker = None
+        task.grant = None
+        self._enqueue(task)
+
+    # -- scheduling ---------------------------------------------------------
+
+    def bundle_for(self, task: Task) -> Any:
+        """The placement-group bundle a task draws from: a Bundle, None (node), or False (not yet)."""
+        sched = task.wire.scheduling
+        if sched is None or sched[0] != "PLACEMENT_GROUP":
+            return None
+        pg = self.actors.placement_groups.get(sched[3])
+        if pg is None or pg.state == "REMOVED":
+            return "removed"
+        if pg.state != "CREATED":
+            return False
+        index = sched[4]
+        need = task.wire.resources
+        if index is not None and index >= 0:
+            bundle = pg.bundles[index]
+            return bundle if self.resources.fits(need, bundle) else False
+        for bundle in pg.bundles:
+            if self.resources.fits(need, bundle):
+                return bundle
+        return False
+
+    def dispatch(self) -> None:
+        """Start every ready task that has resources and a worker."""
+        actors = self.actors
+        if actors.pending:
+            actors.place_pending()
+        if actors.pending_groups:
+            actors.retry_pending_groups()
+        if not self.ready:
+            return
+        for key in list(self.ready):
+            queue = self.ready[key]
+            while queue:
+                task = queue[0]
+                if task.cancelled or task.state != READY:
+                    queue.popleft()
+                    continue
+                bundle = self.bundle_for(task)
+                if bundle == "removed":
+                    queue.popleft()
+                    self.fail_task(task, ShoalError(f"the placement group of {task.name} was removed"))
+                    continue
+                if bundle is False or not self.resources.fits(task.wire.resources, bundle):
+                    break
+                w = self.idle_worker(task.env_key)
+                if w is None:
+                    self.need_worker(task.env_key)
+                    break
+                queue.popleft()
+                self._run(task, w, bundle)
+            if not queue:
+                del self.ready[key]
+
+    def _run(self, task: Task, w: WorkerProc, bundle: Any) -> None:
+        wire = task.wire
+        grant = self.resources.acquire(wire.resources, bundle)
+        task.grant = grant
+        task.worker = w
+        task.state = RUNNING
+        w.state = "busy"
+        w.task = task
+        w.grant = grant
+        fn_bytes = None
+        if wire.fn_id not in w.known_functions:
+            fn_bytes = self.functions.get(wire.fn_id)  # type: ignore[arg-type]
+            w.known_functions.add(wire.fn_id)  # type: ignore[arg-type]
+        deps = self.dep_payloads(task, w)
+        args = self.args_payload(task, w)
+        sched = wire.scheduling
+        pg_id = sched[3] if sched is not None and sched[0] == "PLACEMENT_GROUP" else None
+        capture = bool(sched[5]) if pg_id is not None else False
+        ctx = (wire.resources, grant.gpu_ids, pg_id, capture, wire.retry_exceptions)
+        num_returns = wire.num_returns
+        w.conn.send(
+            (
+                P.EXEC,
+                wire.task_id,
+                wire.fn_id,
+                fn_bytes,
+                args,
+                deps,
+                wire.return_ids,
+                num_returns,
+                wire.name,
+                ctx,
+            )
+        )
+
+    def pin_for(self, w: WorkerProc, object_id: bytes) -> None:
+        self.objects.pin(object_id)
+        w.pins[object_id] = w.pins.get(object_id, 0) + 1
+
+    def dep_payloads(self, task: Task, w: WorkerProc) -> list[tuple[bytes, tuple[Any, ...]]]:
+        out = []
+        for dep in task.wire.deps:
+            payload = self.objects.readable_payload(dep)
+            if payload[0] == P.SHM:
+                self.pin_for(w, dep)
+            out.append((dep, payload))
+        return out
+
+    def args_payload(self, task: Task, w: WorkerProc) -> tuple[Any, ...]:
+        if task.args_id is None:
+            return task.wire.args
+        payload = self.objects.readable_payload(task.args_id)
+        self.pin_for(w, task.args_id)
+        return payload
+
+    # -- completion ---------------------------------------------------------
+
+    def release_task(self, task: Task) -> None:
+        """A task is over: drop what it kept alive."""
+        task.state = FINISHED
+        self.tasks.pop(task.task_id, None)
+        objects = self.objects
+        for oid in task.pinned:
+            objects.decref(oid)
+        task.pinned = []
+        for actor_id in task.wire.handles:
+            self.actors.handle_delta(actor_id, -1)
+        if task.args_id is not None:
+            objects.decref(task.args_id)
+            task.args_id = None
+
+    def fail_task(self, task: Task, error: BaseException) -> None:
+        self.fail_task_payload(task, encode_error(error))
+
+    def fail_task_payload(self, task: Task, payload: tuple[Any, ...]) -> None:
+        if task.state == FINISHED:
+            return
+        for rid in task.wire.return_ids:
+            self.objects.set_ready(rid, payload, None)
+        gen = self.generators.get(task.task_id)
+        if gen is not None:
+            self._gen_item(task, gen, (payload, []))
+            self._gen_done(task, gen, payload)
+        if task.wire.kind == CREATE:
+            self.actors.creation_failed(task, payload)
+        self.release_task(task)
+
+    def _take_alloc(self, owner: int, payload: tuple[Any, ...]) -> Any:
+        if payload[0] != P.SHM:
+            return None
+        if owner == DRIVER:
+            return self.driver_allocs.pop((payload[1], payload[2]), None)
+        w = self.workers.get(owner)
+        if w is None:
+            return None
+        return w.allocs.pop((payload[1], payload[2]), None)
+
+    def store_result(self, owner: int, object_id: bytes, payload: tuple[Any, ...], contained: list[bytes]) -> None:
+        alloc = self._take_alloc(owner, payload)
+        if alloc is not None:
+            self.objects.attach_alloc(object_id, alloc)
+        self.objects.set_ready(object_id, payload, contained)
+
+    def _on_done(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        _, task_id, results, error, retryable = msg
+        task = self.tasks.get(task_id)
+        if w.actor is not None:
+            self.actors.call_done(w.actor, w, task_id, task, results, error, retryable)
+            return
+        if task is None or task.worker is not w:
+            # A cancelled or failed-over task reporting late: drop the result.
+            if results:
+                for payload, _ in results:
+                    alloc = self._take_alloc(w.worker_id, payload)
+                    if alloc is not None:
+                        self.store.free(alloc)
+            if w.task is not None and w.task.task_id == task_id:
+                self._finish_on_worker(w, None)
+            return
+        self._finish_on_worker(w, task)
+        if error is not None:
+            if retryable and not task.cancelled and task.retries_left != 0 and self._retry_allowed(task):
+                if task.retries_left > 0:
+                    task.retries_left -= 1
+                self._requeue(task)
+                return
+            self.fail_task_payload(task, error)
+            return
+        gen = self.generators.get(task_id)
+        if gen is not None:
+            self._gen_done(task, gen, None)
+        else:
+            for rid, (payload, contained) in zip(task.wire.return_ids, results, strict=True):
+                self.store_result(w.worker_id, rid, payload, contained)
+        self.release_task(task)
+
+    def _retry_allowed(self, task: Task) -> bool:
+        # The worker already matched the error against retry_exceptions; only the
+        # "no retries for application errors" default is decided here.
+        return task.wire.retry_exceptions is not False
+
+    def _finish_on_worker(self, w: WorkerProc, task: Task | None) -> None:
+        if w.grant is not None:
+            self.resources.release(w.grant)
+            w.grant = None
+        if w.blocked:
+            w.blocked = 0
+        if task is not None and task.wire.max_calls:
+            fn_id = task.wire.fn_id
+            calls = w.calls.get(fn_id, 0) + 1  # type: ignore[arg-type]
+            w.calls[fn_id] = calls  # type: ignore[index]
+            if calls >= task.wire.max_calls:
+                w.retire = True
+        self.make_idle(w)
+        self.dispatch()
+
+    # -- streaming generators ----------------------------------------------
+
+    def _on_gen_item(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        _, task_id, _index, (payload, contained) = msg
+        task = self.tasks.get(task_id)
+        gen = self.generators.get(task_id)
+        if gen is None or task is None:
+            alloc = self._take_alloc(w.worker_id, payload)
+            if alloc is not None:
+                self.store.free(alloc)
+            return
+        item_id = new_id()
+        self.objects.create(item_id, 1)
+        self.store_result(w.worker_id, item_id, payload, contained)
+        gen.items.append(item_id)
+        if payload[0] == P.ERROR:
+            gen.error = payload
+        self._wake_gen(gen)
+
+    def _gen_item(self, task: Task, gen: Generator, item: tuple[Any, Any]) -> None:
+        item_id = new_id()
+        self.objects.create(item_id, 1)
+        self.objects.set_ready(item_id, item[0], item[1])
+        gen.items.append(item_id)
+        self._wake_gen(gen)
+
+    def _gen_done(self, task: Task, gen: Generator, error: tuple[Any, ...] | None) -> None:
+        gen.done = True
+        from shoal._runtime.values import encode_value
+
+        if error is None:
+            error = gen.error
+        payload = error if error is not None else encode_value(None, self.max_inline, self.allocate_for_driver)[0]
+        self.objects.set_ready(gen.completion_id, payload, None)
+        self._wake_gen(gen)
+
+    def _wake_gen(self, gen: Generator) -> None:
+        waiters, gen.waiters = gen.waiters, []
+        for cb in waiters:
+            cb()
+
+    def generator_next(
+        self,
+        gen_id: bytes,
+        index: int,
+        owner: int,
+        reply: Callable[[bytes | None], None],
+        timeout: float | None,
+    ) -> None:
+        gen = self.generators.get(gen_id)
+        if gen is None:
+            reply(None)
+            return
+        state = {"done": False}
+
+        def attempt() -> bool:
+            if index < len(gen.items):
+                item_id = gen.items[index]
+                # The generator's hold on the item passes to the consumer.
+                self.add_hold(owner, item_id)
+                gen.consumed = max(gen.consumed, index + 1)
+                state["done"] = True
+                reply(item_id)
+                return True
+            if gen.done:
+                state["done"] = True
+                reply(None)
+                return True
+            return False
+
+        if attempt():
+            return
+
+        def waiter() -> None:
+            if not state["done"] and not attempt():
+                gen.waiters.append(waiter)
+
+        gen.waiters.append(waiter)
+        if timeout is not None:
+
+            def expire() -> None:
+                if not state["done"]:
+                    state["done"] = True
+                    if waiter in gen.waiters:
+                        gen.waiters.remove(waiter)
+                    reply(b"timeout")
+
+            self.add_timer(timeout, expire)
+
+    def generator_completed(self, gen_id: bytes, owner: int) -> bytes:
+        gen = self.generators[gen_id]
+        self.objects.incref(gen.completion_id)
+        self.add_hold(owner, gen.completion_id)
+        return gen.completion_id
+
+    def generator_release(self, gen_id: bytes, consumed: int) -> None:
+        gen = self.generators.get(gen_id)
+        if gen is None:
+            return
+        # Items never handed out still carry the generator's hold.
+        for item_id in gen.items[gen.consumed :]:
+            self.objects.decref(item_id)
+        gen.items = gen.items[: gen.consumed]
+        gen.consumed = len(gen.items)
+        if gen.done:
+            del self.generators[gen_id]
+            self.objects.decref(gen.completion_id)
+        else:
+            gen.items = []
+            gen.consumed = 0
+            # Further items arrive for nobody: drop them as they come.
+            task = self.tasks.get(gen_id)
+            if task is not None:
+                del self.generators[gen_id]
+                self.objects.decref(gen.completion_id)
+
+    # -- allocation -----------------------------------------------------------
+
+    @property
+    def driver_allocs(self) -> dict[tuple[str, int], Any]:
+        allocs = getattr(self, "_driver_allocs", None)
+        if allocs is None:
+            allocs = self._driver_allocs = {}
+        return allocs
+
+    def allocate_for_driver(self, nbytes: int) -> tuple[str, int, int]:
+        with self.lock:
+            alloc = self.objects.allocate(nbytes)
+            self.driver_allocs[(alloc.path, alloc.offset)] = alloc
+            return alloc.path, alloc.offset, alloc.size
+
+    def allocate_for_worker(self, w: WorkerProc, nbytes: int) -> tuple[str, int, int]:
+        alloc = self.objects.allocate(nbytes)
+        w.allocs[(alloc.path, alloc.offset)] = alloc
+        return alloc.path, alloc.offset, alloc.size
+
+    # -- cancellation -------------------------------------------------------
+
+    def cancel(self, object_id: bytes, force: bool, recursive: bool) -> None:
+        obj = self.objects.objects.get(object_id)
+        task_id = obj.task_id if obj is not None else None
+        if task_id is None:
+            task_id = object_id if object_id in self.tasks else None
+        task = self.tasks.get(task_id) if task_id is not None else None
+        if task is None:
+            return
+        self.cancel_task(task, force, recursive)
+
+    def cancel_task(self, task: Task, force: bool, recursive: bool) -> None:
+        if task.wire.kind == CALL:
+            self.actors.cancel_call(task, force)
+        elif task.state in (WAITING, READY):
+            task.cancelled = True
+            self.fail_task(task, TaskCancelledError(f"task {task.name} was cancelled", task_id=task.task_id.hex()))
+        elif task.state == RUNNING and task.worker is not None:
+            task.cancelled = True
+            if force:
+                task.force_cancelled = True
+                kill_worker(task.worker)
+            else:
+                interrupt(task.worker, task.task_id)
+        if recursive:
+            for child_id in list(task.children):
+                child = self.tasks.get(child_id)
+                if child is not None:
+                    self.cancel_task(child, force, recursive)
+
+    # -- requests from workers ---------------------------------------------
+
+    def _on_refs(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        _, deltas, handle_deltas = msg
+        holds = w.holds
+        objects = self.objects
+        for object_id, delta in deltas:
+            if delta > 0:
+                holds[object_id] = holds.get(object_id, 0) + delta
+                objects.incref(object_id, delta)
+            else:
+                n = holds.get(object_id, 0) + delta
+                if n > 0:
+                    holds[object_id] = n
+                else:
+                    holds.pop(object_id, None)
+                objects.decref(object_id, -delta)
+        for actor_id, delta in handle_deltas:
+            n = w.handle_holds.get(actor_id, 0) + delta
+            if n > 0:
+                w.handle_holds[actor_id] = n
+            else:
+                w.handle_holds.pop(actor_id, None)
+            self.actors.handle_delta(actor_id, delta)
+
+    def _on_unpin(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        for object_id in msg[1]:
+            n = w.pins.get(object_id, 0) - 1
+            if n > 0:
+                w.pins[object_id] = n
+            else:
+                w.pins.pop(object_id, None)
+            self.objects.unpin(object_id)
+
+    def _on_submit(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        self.submit(msg[1], w.worker_id)
+
+    def _on_put(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        _, object_id, payload, contained = msg
+        self.objects.create(object_id, 1)
+        self.add_hold(w.worker_id, object_id)
+        self.store_result(w.worker_id, object_id, payload, contained)
+
+    def _on_request(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        from shoal._runtime.requests import handle_request
+
+        handle_request(self, w, msg[1], msg[2], msg[3])
+
+    def reply(self, w: WorkerProc, req_id: int, ok: bool, result: Any) -> None:
+        if w.state == "dead":
+            return
+        try:
+            w.conn.send((P.REPLY, req_id, ok, result))
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            w.conn.send((P.REPLY, req_id, False, ShoalError(f"could not send the reply: {e}")))
+
+    # -- cluster view -------------------------------------------------------
+
+    def cluster_resources(self) -> dict[str, float]:
+        return dict(self.resources.total)
+
+    def available_resources(self) -> dict[str, float]:
+        # As in Ray, a resource that is fully in use is left out.
+        return {k: v for k, v in self.resources.free.items() if v > 1e-9}
+
+    def node_info(self) -> dict[str, Any]:
+        return {
+            "NodeID": self.node_id,
+            "Alive": True,
+            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": socket.gethostname(),
+            "NodeName": "127.0.0.1",
+            "Resources": dict(self.resources.total),
+            "alive": True,
+        }
+
+    _handlers: dict[int, Callable[[NodeRuntime, WorkerProc, tuple[Any, ...]], None]] = {}
+
+
+NodeRuntime._handlers = {
+    P.READY: NodeRuntime._on_ready_msg,
+    P.DONE: NodeRuntime._on_done,
+    P.GEN_ITEM: NodeRuntime._on_gen_item,
+    P.SUBMIT: NodeRuntime._on_submit,
+    P.ACTOR_SUBMIT: NodeRuntime._on_submit,
+    P.REQUEST: NodeRuntime._on_request,
+    P.REFS: NodeRuntime._on_refs,
+    P.UNPIN: NodeRuntime._on_unpin,
+    P.PUT: NodeRuntime._on_put,
+}

@@ -1,0 +1,146 @@
+"""Worker processes: starting them, streaming their output, ending them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal._runtime.protocol import NonBlockingConnection
+from shoal._runtime.resources import Grant
+
+__all__ = ["LogPump", "WorkerProc", "spawn_worker"]
+
+# Environment variables of the driver that workers must not inherit: they describe
+# the driver's own session (a worker never starts a runtime).
+_DROP_ENV = ("SHOAL_WORKER_FD", "SHOAL_PARENT_PID")
+
+
+@dataclass(eq=False)
+class WorkerProc:
+    """A worker process as the node runtime sees it."""
+
+    worker_id: int
+    proc: subprocess.Popen[bytes]
+    conn: NonBlockingConnection
+    env_key: str
+    state: str = "starting"  # starting | idle | busy | actor | dead
+    known_functions: set[bytes] = field(default_factory=set)
+    task: Any = None  # the task it runs (task workers)
+    actor: Any = None  # the actor it hosts (actor workers)
+    grant: Grant | None = None
+    blocked: int = 0  # requests it is blocked on (get/wait)
+    holds: dict[bytes, int] = field(default_factory=dict)  # object refs it holds
+    handle_holds: dict[bytes, int] = field(default_factory=dict)
+    pins: dict[bytes, int] = field(default_factory=dict)
+    allocs: dict[tuple[str, int], Any] = field(default_factory=dict)  # unsealed allocations
+    calls: dict[bytes, int] = field(default_factory=dict)  # max_calls accounting per function
+    retire: bool = False  # exit once the current task is done
+    pending_exec: list[Any] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def spawn_worker(
+    worker_id: int,
+    env_key: str,
+    extra_env: dict[str, str],
+    working_dir: str | None,
+    spin_us: int,
+    capture_output: bool,
+    log_file: str | None,
+) -> tuple[WorkerProc, socket.socket]:
+    """Start ``python -m shoal._runtime.worker`` connected by a socket pair."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+    # Modules the driver can import must be importable by workers (functions
+    # defined in them are pickled by reference).
+    paths = [p for p in sys.path if p]
+    if os.getcwd() not in paths:
+        paths.insert(0, os.getcwd())
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["SHOAL_WORKER_FD"] = str(child_sock.fileno())
+    env["SHOAL_PARENT_PID"] = str(os.getpid())
+    env["SHOAL_WORKER_SPIN_US"] = str(spin_us)
+    env.update(extra_env)
+    if capture_output:
+        stdout: Any = subprocess.PIPE
+        stderr: Any = subprocess.PIPE
+    elif log_file is not None:
+        stdout = open(log_file, "ab")  # noqa: SIM115 - handed to the child
+        stderr = subprocess.STDOUT
+    else:
+        stdout = stderr = subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal._runtime.worker"],
+            pass_fds=(child_sock.fileno(),),
+            env=env,
+            cwd=working_dir or os.getcwd(),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            # Keep the terminal's Ctrl-C away from workers; they follow the driver instead.
+            start_new_session=True,
+        )
+    finally:
+        child_sock.close()
+        if not capture_output and log_file is not None:
+            stdout.close()
+    return WorkerProc(worker_id, proc, NonBlockingConnection(parent_sock), env_key), parent_sock
+
+
+def kill_worker(w: WorkerProc, sig: int = signal.SIGKILL) -> None:
+    try:
+        w.proc.send_signal(sig)
+    except (ProcessLookupError, OSError):
+        pass
+
+
+class LogPump:
+    """Reads a worker's stdout/stderr and writes whole lines with a ``(name pid=N)`` prefix."""
+
+    def __init__(self, fd: int, is_err: bool, label: Callable[[], str]) -> None:
+        self.fd = fd
+        self.is_err = is_err
+        self.label = label
+        self._partial = b""
+        os.set_blocking(fd, False)
+
+    def read(self) -> bool:
+        """Forward what is available; False at end of file."""
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            if self._partial:
+                self._emit([self._partial])
+                self._partial = b""
+            return False
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        if lines:
+            self._emit(lines)
+        return True
+
+    def _emit(self, lines: list[bytes]) -> None:
+        prefix = self.label()
+        stream = sys.stderr if self.is_err else sys.stdout
+        text = "".join(f"{prefix} {line.decode(errors='replace')}\n" for line in lines)
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,244 @@
+"""Messages between a node runtime and its workers, and the framed connections that carry them.
+
+A message is a tuple whose first item is its kind (an int below); it
+travels pickled, behind a 4-byte little-endian length. Senders batch: many
+frames go out in one write, and a reader parses every complete frame it has.
+
+Value payloads (``Payload``) are tuples too:
+
+* ``(INLINE, data, buffers)``: the pickle stream and its out-of-band buffers as bytes;
+* ``(SHM, path, offset, size, data_len, spans)``: the value lives in shared memory at
+  ``path`` (a ``/proc/PID/fd/N`` path of the store's memfd), ``spans`` locate the
+  out-of-band buffers relative to ``offset``;
+* ``(ERROR, pickled_exception)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+# -- runtime -> worker -------------------------------------------------------
+EXEC = 1  # (EXEC, task_id, fn_id, fn_bytes|None, args_payload, deps, return_ids, num_returns, name, ctx)
+CREATE_ACTOR = 2  # (CREATE_ACTOR, task_id, actor_id, cls_id, cls_bytes|None, args_payload, deps, opts, ctx)
+ACTOR_CALL = 3  # (ACTOR_CALL, task_id, method, args_payload, deps, return_ids, num_returns, name)
+REPLY = 4  # (REPLY, request_id, ok, result)
+CANCEL = 5  # (CANCEL, task_id, force)
+EXIT = 6  # (EXIT,)
+
+# -- worker -> runtime -------------------------------------------------------
+DONE = 10  # (DONE, task_id, payloads|None, error_payload|None, app_error)
+GEN_ITEM = 11  # (GEN_ITEM, task_id, index, payload)
+SUBMIT = 12  # (SUBMIT, task_tuple)
+ACTOR_SUBMIT = 13  # (ACTOR_SUBMIT, call_tuple)
+REQUEST = 14  # (REQUEST, request_id, op, args)
+REFS = 15  # (REFS, [(object_id, delta), ...], [(actor_id, delta), ...])
+UNPIN = 16  # (UNPIN, [object_id, ...])
+PUT = 17  # (PUT, object_id, payload, contained_ids)
+READY = 18  # (READY, pid)
+LOG = 19  # reserved
+
+# -- payload kinds -----------------------------------------------------------
+INLINE = 0
+SHM = 1
+ERROR = 2
+
+_HEADER = 4
+_MAX_FRAME = 1 << 31
+
+
+def encode(msg: tuple[Any, ...]) -> bytes:
+    """One framed message."""
+    data = pickle.dumps(msg, protocol=5)
+    return len(data).to_bytes(_HEADER, "little") + data
+
+
+class FrameReader:
+    """Accumulates bytes and yields complete messages."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+        buf = self._buf
+        buf += data
+        pos = 0
+        end = len(buf)
+        while end - pos >= _HEADER:
+            n = int.from_bytes(buf[pos : pos + _HEADER], "little")
+            if n >= _MAX_FRAME:
+                raise ConnectionError(f"frame of {n} bytes is too large")
+            if end - pos - _HEADER < n:
+                break
+            start = pos + _HEADER
+            msg = pickle.loads(buf[start : start + n])
+            pos = start + n
+            yield msg
+        if pos:
+            del buf[:pos]
+
+
+class NonBlockingConnection:
+    """The runtime's side of a worker socket: never blocks, buffers what it cannot send yet."""
+
+    __slots__ = ("_out", "_reader", "closed", "fd", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self._reader = FrameReader()
+        self._out = bytearray()
+        self.closed = False
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        """Queue a message and try to write everything queued."""
+        self._out += encode(msg)
+        self.flush()
+
+    def queue(self, msg: tuple[Any, ...]) -> None:
+        """Queue a message without writing yet (call :meth:`flush` later)."""
+        self._out += encode(msg)
+
+    def flush(self) -> bool:
+        """Write what the socket takes; True when nothing is left queued."""
+        out = self._out
+        while out and not self.closed:
+            try:
+                n = self.sock.send(out)
+            except BlockingIOError:
+                return False
+            except OSError as e:
+                if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+                    self.closed = True
+                    out.clear()
+                    return True
+                raise
+            del out[:n]
+        return True
+
+    @property
+    def pending_output(self) -> bool:
+        return bool(self._out)
+
+    def receive(self) -> list[tuple[Any, ...]] | None:
+        """Every complete message available now; None once the peer has closed."""
+        msgs: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                return msgs
+            except OSError:
+                data = b""
+            if not data:
+                self.closed = True
+                return msgs or None
+            msgs.extend(self._reader.feed(data))
+            if len(data) < (1 << 20):
+                return msgs
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class BlockingConnection:
+    """A worker's side: sends under the caller's lock, receives with spin-then-block.
+
+    Spinning briefly before sleeping matters on virtual machines, where
+    waking an idle core costs tens of microseconds per message.
+    """
+
+    __slots__ = ("_pending", "_reader", "sock", "spin_s")
+
+    def __init__(self, sock: socket.socket, spin_us: int) -> None:
+        sock.setblocking(True)
+        self.sock = sock
+        self._reader = FrameReader()
+        self.spin_s = spin_us / 1e6
+        self._pending: list[tuple[Any, ...]] = []
+
+    def send_bytes(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self, timeout: float | None = None, spin: bool = True) -> list[tuple[Any, ...]]:
+        """At least one message, or [] after ``timeout``; raises ConnectionError on EOF."""
+        sock = self.sock
+        if spin and self.spin_s > 0:
+            deadline = time.perf_counter() + self.spin_s
+            while True:
+                try:
+                    data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    if time.perf_counter() > deadline:
+                        break
+                    continue
+                return self._parse(data)
+        if timeout is not None:
+            sock.settimeout(timeout)
+            try:
+                data = sock.recv(1 << 20)
+            except TimeoutError:
+                return []
+            finally:
+                sock.settimeout(None)
+        else:
+            data = sock.recv(1 << 20)
+        return self._parse(data)
+
+    def receive_nowait(self) -> list[tuple[Any, ...]]:
+        """Whatever complete messages can be read without waiting."""
+        msgs: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return msgs
+            if not data:
+                raise ConnectionError("the node runtime closed the connection")
+            msgs.extend(self._reader.feed(data))
+
+    def _parse(self, data: bytes) -> list[tuple[Any, ...]]:
+        if not data:
+            raise ConnectionError("the node runtime closed the connection")
+        msgs = list(self._reader.feed(data))
+        # A large frame may need more reads.
+        while not msgs:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the node runtime closed the connection")
+            msgs = list(self._reader.feed(data))
+        return msgs
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent thread exits (best effort)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, other user
+        return True
+    return True

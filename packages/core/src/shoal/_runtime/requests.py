@@ -1,0 +1,175 @@
+"""Requests a worker sends to its node runtime (``REQUEST`` messages) and how they are answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from shoal._runtime import protocol as P
+from shoal._runtime.values import encode_error
+from shoal.exceptions import ObjectLostError, ShoalError
+
+if TYPE_CHECKING:
+    from shoal._runtime.node import NodeRuntime
+    from shoal._runtime.procs import WorkerProc
+
+__all__ = ["handle_request", "wait_for_objects"]
+
+
+def wait_for_objects(
+    node: NodeRuntime,
+    ids: list[bytes],
+    num_ready: int,
+    timeout: float | None,
+    on_done: Callable[[bool], None],
+    on_block: Callable[[], None] | None = None,
+    on_unblock: Callable[[], None] | None = None,
+) -> Callable[[], None]:
+    """Call ``on_done(True)`` once ``num_ready`` of ``ids`` are ready, or ``on_done(False)`` on timeout.
+
+    ``on_block``/``on_unblock`` bracket the wait when it does not finish at once.
+    Returns a function that abandons the wait (without calling ``on_done``).
+    """
+    objects = node.objects
+    unique = list(dict.fromkeys(ids))
+    ready = sum(1 for i in unique if objects.is_ready(i) or i not in objects.objects)
+    if ready >= num_ready:
+        on_done(True)
+        return _nothing
+    state = {"ready": ready, "done": False}
+    waiters: list[tuple[bytes, Callable[[], None]]] = []
+
+    def finish(ok: bool, notify: bool = True) -> None:
+        if state["done"]:
+            return
+        state["done"] = True
+        for oid, cb in waiters:
+            objects.remove_waiter(oid, cb)
+        if on_unblock is not None:
+            on_unblock()
+        if notify:
+            on_done(ok)
+
+    def arrived() -> None:
+        state["ready"] += 1
+        if state["ready"] >= num_ready:
+            finish(True)
+
+    for oid in unique:
+        if not objects.is_ready(oid) and oid in objects.objects:
+            cb = arrived
+            objects.add_waiter(oid, cb)
+            waiters.append((oid, cb))
+    if on_block is not None:
+        on_block()
+    if timeout is not None:
+        node.add_timer(timeout, lambda: finish(False))
+    return lambda: finish(False, notify=False)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _payloads_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tuple[Any, ...]]:
+    out = []
+    for oid in ids:
+        obj = node.objects.objects.get(oid)
+        if obj is None or obj.payload is None:
+            out.append(encode_error(ObjectLostError(f"object {oid.hex()} was freed or never existed", oid.hex())))
+            continue
+        payload = node.objects.readable_payload(oid)
+        if payload[0] == P.SHM:
+            node.pin_for(w, oid)
+        out.append(payload)
+    return out
+
+
+def _blocker(node: NodeRuntime, w: WorkerProc) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Lend a blocked task's CPU to others, and take it back when it runs again."""
+
+    def block() -> None:
+        w.blocked += 1
+        if w.blocked == 1 and w.grant is not None and w.actor is None:
+            node.resources.lend_cpu(w.grant)
+            node.dispatch()
+
+    def unblock() -> None:
+        w.blocked = max(0, w.blocked - 1)
+        if w.blocked == 0 and w.grant is not None:
+            node.resources.reclaim_cpu(w.grant)
+
+    return block, unblock
+
+
+def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args: Any) -> None:
+    """Answer one request; the reply may come later (get, wait, generator_next)."""
+
+    def reply(result: Any) -> None:
+        node.reply(w, req_id, True, result)
+
+    try:
+        if op == "alloc":
+            reply(node.allocate_for_worker(w, args))
+        elif op == "get":
+            ids, timeout = args
+            block, unblock = _blocker(node, w)
+            wait_for_objects(
+                node,
+                ids,
+                len(set(ids)),
+                timeout,
+                lambda ok: reply(_payloads_for(node, w, ids) if ok else None),
+                block,
+                unblock,
+            )
+        elif op == "wait":
+            ids, num_returns, timeout = args
+            block, unblock = _blocker(node, w)
+
+            def done(ok: bool) -> None:
+                ready = [i for i in ids if node.objects.is_ready(i) or i not in node.objects.objects]
+                reply(ready[:num_returns])
+
+            wait_for_objects(node, ids, num_returns, timeout, done, block, unblock)
+        elif op == "create_actor":
+            reply(node.actors.create(args, w.worker_id))
+        elif op == "kill_actor":
+            node.actors.kill(*args)
+            reply(None)
+        elif op == "get_actor":
+            reply(node.actors.get_named(*args))
+        elif op == "actor_info":
+            reply(node.actors.actor_info(args))
+        elif op == "list_named_actors":
+            reply(node.actors.list_named(args))
+        elif op == "cancel":
+            node.cancel(*args)
+            reply(None)
+        elif op == "cluster_resources":
+            reply(node.cluster_resources())
+        elif op == "available_resources":
+            reply(node.available_resources())
+        elif op == "nodes":
+            reply([node.node_info()])
+        elif op == "create_placement_group":
+            reply(node.actors.create_placement_group(args))
+        elif op == "remove_placement_group":
+            node.actors.remove_placement_group(args)
+            reply(None)
+        elif op == "placement_group_ready":
+            reply(node.actors.placement_group_ready(args, w.worker_id))
+        elif op == "placement_group_table":
+            reply(node.actors.placement_group_table(args))
+        elif op == "generator_next":
+            gen_id, index, timeout = args
+            node.generator_next(gen_id, index, w.worker_id, reply, timeout)
+        elif op == "generator_completed":
+            reply(node.generator_completed(args, w.worker_id))
+        elif op == "generator_release":
+            node.generator_release(*args)
+        else:
+            raise ShoalError(f"unknown request {op!r}")
+    except Exception as e:  # noqa: BLE001 - the error goes back to the caller
+        if req_id:
+            node.reply(w, req_id, False, e)

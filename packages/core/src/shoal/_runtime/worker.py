@@ -1,0 +1,612 @@
+"""A worker process: runs the tasks and actor calls its node runtime sends.
+
+The main thread reads the connection and runs plain tasks and the calls of
+single-threaded actors. Threaded actors run calls on a thread pool and async
+actors on an event loop thread; any thread waiting for a reply from the
+runtime reads the connection itself when no one else is (leader/follower),
+so a blocked task never deadlocks its own worker.
+
+Run as ``python -m shoal._runtime.worker``; the runtime passes the
+connection's file descriptor in ``SHOAL_WORKER_FD``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import ctypes
+import inspect
+import itertools
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+import cloudpickle
+
+from shoal._runtime import protocol as P
+from shoal._runtime.errors import task_error
+from shoal._runtime.values import DepMarker, decode_payload, encode_error, encode_value
+from shoal.exceptions import AsyncioActorExit, TaskCancelledError
+
+_FN_CACHE_MAX = 1024
+
+
+class _Waiter:
+    __slots__ = ("callback", "done", "event", "ok", "result")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.done = False
+        self.ok = False
+        self.result: Any = None
+        self.callback: Any = None
+
+
+class TaskContext:
+    """What a running task knows about itself (per thread, or per asyncio task)."""
+
+    __slots__ = ("capture_pg", "gpu_ids", "name", "pg_id", "resources", "task_id")
+
+    def __init__(
+        self,
+        task_id: bytes,
+        name: str,
+        resources: dict[str, float],
+        gpu_ids: list[int],
+        pg_id: bytes | None,
+        capture_pg: bool,
+    ) -> None:
+        self.task_id = task_id
+        self.name = name
+        self.resources = resources
+        self.gpu_ids = gpu_ids
+        self.pg_id = pg_id
+        self.capture_pg = capture_pg
+
+
+_CONTEXT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("shoal_task", default=None)
+
+
+class Worker:
+    """The executing side of a worker process."""
+
+    def __init__(self, sock: socket.socket, spin_us: int) -> None:
+        self.conn = P.BlockingConnection(sock, spin_us)
+        self.send_lock = threading.Lock()
+        self.reader_lock = threading.Lock()
+        self.pid = os.getpid()
+        self.functions: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+        self.work: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.replies: dict[int, _Waiter] = {}
+        self.request_ids = itertools.count(1)
+        # Reference tracking: local counts, ids this process created, deltas to send.
+        self.ref_lock = threading.Lock()
+        self.ref_counts: dict[bytes, int] = {}
+        self.created: set[bytes] = set()
+        self.ref_deltas: list[tuple[bytes, int]] = []
+        self.handle_deltas: list[tuple[bytes, int]] = []
+        self.handle_counts: dict[bytes, int] = {}
+        self.unpins: list[bytes] = []
+        # Actor state.
+        self.actor: Any = None
+        self.actor_id: bytes | None = None
+        self.actor_name: str | None = None
+        self.actor_class: str | None = None
+        self.actor_restarted = False
+        self.actor_resources: dict[str, float] = {}
+        self.actor_gpu_ids: list[int] = []
+        self.mode = "task"  # task | sync | threaded | async
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+        self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
+        self.cancelled: set[bytes] = set()
+        self.main_cancel = False
+        self.exiting = False
+        self.main_ident = threading.get_ident()
+        # Session facts the runtime sends once.
+        self.info: dict[str, Any] = {}
+
+    # -- sending ------------------------------------------------------------
+
+    def _pending_bookkeeping(self) -> bytes:
+        out = b""
+        with self.ref_lock:
+            if self.ref_deltas or self.handle_deltas:
+                out += P.encode((P.REFS, self.ref_deltas, self.handle_deltas))
+                self.ref_deltas = []
+                self.handle_deltas = []
+        if self.unpins:
+            unpins, self.unpins = self.unpins, []
+            out += P.encode((P.UNPIN, unpins))
+        return out
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send_bytes(self._pending_bookkeeping() + P.encode(msg))
+
+    def flush(self) -> None:
+        data = self._pending_bookkeeping()
+        if data:
+            with self.send_lock:
+                self.conn.send_bytes(data)
+
+    # -- reference tracking (called by ObjectRef from any thread) ----------
+
+    def incref(self, object_id: bytes) -> None:
+        with self.ref_lock:
+            n = self.ref_counts.get(object_id, 0)
+            self.ref_counts[object_id] = n + 1
+            if n == 0:
+                if object_id in self.created:
+                    self.created.discard(object_id)
+                else:
+                    self.ref_deltas.append((object_id, 1))
+
+    def decref(self, object_id: bytes) -> None:
+        with self.ref_lock:
+            n = self.ref_counts.get(object_id, 0) - 1
+            if n > 0:
+                self.ref_counts[object_id] = n
+            else:
+                self.ref_counts.pop(object_id, None)
+                self.ref_deltas.append((object_id, -1))
+
+    def mark_created(self, object_id: bytes) -> None:
+        with self.ref_lock:
+            if object_id not in self.ref_counts:
+                self.created.add(object_id)
+
+    def handle_count(self, actor_id: bytes, delta: int) -> None:
+        with self.ref_lock:
+            n = self.handle_counts.get(actor_id, 0) + delta
+            if n > 0:
+                self.handle_counts[actor_id] = n
+                if n == 1 and delta > 0:
+                    self.handle_deltas.append((actor_id, 1))
+            else:
+                self.handle_counts.pop(actor_id, None)
+                self.handle_deltas.append((actor_id, -1))
+
+    def unpin_later(self, object_id: bytes) -> Any:
+        def release() -> None:
+            self.unpins.append(object_id)
+
+        return release
+
+    # -- requests to the runtime -------------------------------------------
+
+    def request(self, op: str, args: Any, callback: Any = None) -> Any:
+        """Send a request and wait for its reply (or, with ``callback``, return at once)."""
+        req_id = next(self.request_ids)
+        waiter = _Waiter()
+        waiter.callback = callback
+        self.replies[req_id] = waiter
+        self.send((P.REQUEST, req_id, op, args))
+        if callback is not None:
+            return None
+        self.wait_for(waiter)
+        if not waiter.ok:
+            raise waiter.result
+        return waiter.result
+
+    def wait_for(self, waiter: _Waiter) -> None:
+        while not waiter.done:
+            if self.reader_lock.acquire(blocking=False):
+                try:
+                    while not waiter.done:
+                        self.flush()
+                        self.dispatch(self.conn.receive(), main=threading.get_ident() == self.main_ident)
+                finally:
+                    self.reader_lock.release()
+            else:
+                waiter.event.wait(0.002)
+
+    # -- incoming messages --------------------------------------------------
+
+    def dispatch(self, msgs: list[tuple[Any, ...]], main: bool) -> None:
+        for msg in msgs:
+            kind = msg[0]
+            if kind == P.REPLY:
+                if msg[1] == 0:
+                    self.info = msg[3][1]
+                    continue
+                waiter = self.replies.pop(msg[1], None)
+                if waiter is None:
+                    continue
+                waiter.ok = msg[2]
+                waiter.result = msg[3]
+                waiter.done = True
+                if waiter.callback is not None:
+                    waiter.callback(waiter.ok, waiter.result)
+                waiter.event.set()
+            elif kind == P.ACTOR_CALL and self.mode == "threaded":
+                assert self.pool is not None
+                self.pool.submit(self.run_actor_call, msg)
+            elif kind == P.ACTOR_CALL and self.mode == "async":
+                assert self.loop is not None
+                asyncio.run_coroutine_threadsafe(self.run_async_call(msg), self.loop)
+            elif kind == P.CANCEL:
+                self.cancel(msg[1], msg[2])
+            elif kind == P.EXIT:
+                self.exiting = True
+            else:
+                self.work.append(msg)
+
+    def cancel(self, task_id: bytes, force: bool) -> None:
+        self.cancelled.add(task_id)
+        target = self.running.get(task_id)
+        if target is None:
+            # Queued here, or already finished: execute() answers a queued one as cancelled.
+            return
+        if isinstance(target, asyncio.Task):
+            assert self.loop is not None
+            self.loop.call_soon_threadsafe(target.cancel)
+        elif target == self.main_ident:
+            self.main_cancel = True
+            if threading.get_ident() != self.main_ident:
+                _thread.interrupt_main()
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(KeyboardInterrupt))
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        """The runtime interrupts a busy main thread so that it reads a CANCEL it has not seen."""
+        if self.reader_lock.acquire(blocking=False):
+            try:
+                msgs = self.conn.receive_nowait()
+                if msgs:
+                    self.dispatch(msgs, main=True)
+            finally:
+                self.reader_lock.release()
+        if self.main_cancel:
+            self.main_cancel = False
+            raise KeyboardInterrupt
+
+    # -- main loop ----------------------------------------------------------
+
+    def run(self) -> None:
+        self.send((P.READY, self.pid))
+        while not self.exiting:
+            if not self.work:
+                with self.reader_lock:
+                    if not self.work:
+                        self.flush()
+                        try:
+                            msgs = self.conn.receive()
+                        except KeyboardInterrupt:
+                            # A cancel that arrived just after its task finished.
+                            continue
+                        self.dispatch(msgs, main=True)
+            while self.work and not self.exiting:
+                self.execute(self.work.popleft())
+        self.flush()
+
+    def execute(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if msg[1] in self.cancelled:
+            self.cancelled.discard(msg[1])
+            err = TaskCancelledError(f"task {msg[8] if kind == P.EXEC else msg[-1]} was cancelled")
+            self.send((P.DONE, msg[1], None, encode_error(err), False))
+            return
+        try:
+            if kind == P.EXEC:
+                self.run_task(msg)
+            elif kind == P.ACTOR_CALL:
+                self.run_actor_call(msg)
+            elif kind == P.CREATE_ACTOR:
+                self.create_actor(msg)
+        except KeyboardInterrupt:
+            # A cancel landed between tasks; the task it meant has already reported.
+            pass
+
+    # -- helpers ------------------------------------------------------------
+
+    def function(self, fn_id: bytes, fn_bytes: bytes | None) -> Any:
+        fn = self.functions.get(fn_id)
+        if fn is None:
+            if fn_bytes is None:
+                raise RuntimeError("the runtime sent a call to a function this worker does not know")
+            fn = cloudpickle.loads(fn_bytes)
+            self.functions[fn_id] = fn
+            if len(self.functions) > _FN_CACHE_MAX:
+                self.functions.popitem(last=False)
+        return fn
+
+    def decode_args(
+        self, task_id: bytes, payload: tuple[Any, ...], deps: list[tuple[bytes, tuple[Any, ...]]]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Arguments of a call, with each top-level ref replaced by its value.
+
+        Shared-memory values stay pinned by the runtime until every view of them is gone.
+        """
+        release = self.unpin_later(task_id) if payload[0] == P.SHM else None
+        args, kwargs = decode_payload(payload, release)
+        if deps:
+            values = [decode_payload(p, self.unpin_later(dep_id) if p[0] == P.SHM else None) for dep_id, p in deps]
+            args = tuple(values[a.index] if type(a) is DepMarker else a for a in args)
+            if kwargs:
+                kwargs = {k: values[v.index] if type(v) is DepMarker else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def encode_returns(self, result: Any, num_returns: int, name: str) -> list[tuple[Any, list[bytes]]]:
+        if num_returns == 1:
+            values = [result]
+        elif num_returns == 0:
+            return []
+        else:
+            try:
+                values = list(result)
+            except TypeError:
+                raise ValueError(f"{name} returned a non-iterable, but num_returns={num_returns}") from None
+            if len(values) != num_returns:
+                raise ValueError(f"{name} returned {len(values)} values, but num_returns={num_returns}")
+        max_inline = self.info.get("max_inline", 100 * 1024)
+        return [encode_value(v, max_inline, self.allocate) for v in values]
+
+    def allocate(self, nbytes: int) -> tuple[str, int, int]:
+        return self.request("alloc", nbytes)  # type: ignore[no-any-return]
+
+    def context(self) -> TaskContext | None:
+        return _CONTEXT.get()
+
+    def _set_context(self, ctx: TaskContext | None) -> None:
+        _CONTEXT.set(ctx)
+
+    # -- tasks --------------------------------------------------------------
+
+    def run_task(self, msg: tuple[Any, ...]) -> None:
+        _, task_id, fn_id, fn_bytes, args_payload, deps, _return_ids, num_returns, name, ctx = msg
+        resources, gpu_ids, pg_id, capture_pg, _retry = ctx
+        if gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
+        self._set_context(TaskContext(task_id, name, resources, gpu_ids, pg_id, capture_pg))
+        self.running[task_id] = self.main_ident
+        try:
+            fn = self.function(fn_id, fn_bytes)
+            args, kwargs = self.decode_args(task_id, args_payload, deps)
+            if num_returns == -1:
+                self.stream(task_id, fn(*args, **kwargs), name)
+                return
+            results = self.encode_returns(fn(*args, **kwargs), num_returns, name)
+        except KeyboardInterrupt:
+            self._report_cancel_or_interrupt(task_id, name)
+        except BaseException as e:  # noqa: BLE001 - user code may raise anything
+            self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), True))
+        else:
+            self.send((P.DONE, task_id, results, None, False))
+        finally:
+            self.running.pop(task_id, None)
+            self._set_context(None)
+
+    def _report_cancel_or_interrupt(self, task_id: bytes, name: str) -> None:
+        if task_id in self.cancelled:
+            self.cancelled.discard(task_id)
+            err: BaseException = TaskCancelledError(f"task {name} was cancelled", task_id=task_id.hex())
+            self.send((P.DONE, task_id, None, encode_error(err), False))
+        else:
+            self.send((P.DONE, task_id, None, encode_error(task_error(KeyboardInterrupt(), name)), True))
+
+    def stream(self, task_id: bytes, gen: Any, name: str) -> None:
+        """Send each yielded value as it comes, then DONE with the count."""
+        max_inline = self.info.get("max_inline", 100 * 1024)
+        index = 0
+        if inspect.isasyncgen(gen):
+            gen = _drive_async_gen(gen)
+        try:
+            for value in gen:
+                payload, contained = encode_value(value, max_inline, self.allocate)
+                self.send((P.GEN_ITEM, task_id, index, (payload, contained)))
+                index += 1
+        except KeyboardInterrupt:
+            self._report_cancel_or_interrupt(task_id, name)
+            return
+        except BaseException as e:  # noqa: BLE001
+            self.send((P.GEN_ITEM, task_id, index, (encode_error(task_error(e, name)), [])))
+            index += 1
+        self.send((P.DONE, task_id, [], None, False))
+
+    # -- actors -------------------------------------------------------------
+
+    def create_actor(self, msg: tuple[Any, ...]) -> None:
+        _, task_id, actor_id, cls_id, cls_bytes, args_payload, deps, opts, ctx = msg
+        resources, gpu_ids, pg_id, capture_pg, _retry = ctx
+        self.actor_id = actor_id
+        self.actor_name = opts["name"]
+        self.actor_class = opts["class_name"]
+        self.actor_restarted = opts["restarted"]
+        self.actor_resources = resources
+        self.actor_gpu_ids = gpu_ids
+        if gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
+        name = f"{self.actor_class}.__init__"
+        self._set_context(TaskContext(task_id, name, resources, gpu_ids, pg_id, capture_pg))
+        self.base_context = TaskContext(task_id, name, resources, gpu_ids, pg_id, capture_pg)
+        try:
+            cls = self.function(cls_id, cls_bytes)
+            args, kwargs = self.decode_args(task_id, args_payload, deps)
+            if opts["is_async"]:
+                self.mode = "async"
+                self.loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                threading.Thread(target=self._loop_main, args=(ready, opts["max_concurrency"]), daemon=True).start()
+                ready.wait()
+                # The constructor runs on the loop thread so that it may create asyncio objects.
+                fut = asyncio.run_coroutine_threadsafe(_call_sync(cls, args, kwargs), self.loop)
+                self.actor = fut.result()
+            else:
+                self.actor = cls(*args, **kwargs)
+                if opts["max_concurrency"] > 1:
+                    self.mode = "threaded"
+                    self.pool = concurrent.futures.ThreadPoolExecutor(
+                        opts["max_concurrency"], thread_name_prefix=f"{self.actor_class}"
+                    )
+                else:
+                    self.mode = "sync"
+        except BaseException as e:  # noqa: BLE001
+            self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), True))
+            return
+        finally:
+            self._set_context(None)
+        self.send((P.DONE, task_id, [], None, False))
+        # Calls that arrived before the actor existed.
+        if self.mode in ("threaded", "async"):
+            queued = [m for m in self.work if m[0] == P.ACTOR_CALL]
+            for m in queued:
+                self.work.remove(m)
+            self.dispatch(queued, main=True)
+
+    def _loop_main(self, ready: threading.Event, max_concurrency: int) -> None:
+        assert self.loop is not None
+        asyncio.set_event_loop(self.loop)
+        self.semaphore = asyncio.Semaphore(max_concurrency)
+        ready.set()
+        self.loop.run_forever()
+
+    def _call_context(self, task_id: bytes, name: str) -> TaskContext:
+        base = self.base_context
+        return TaskContext(task_id, name, base.resources, base.gpu_ids, base.pg_id, base.capture_pg)
+
+    def run_actor_call(self, msg: tuple[Any, ...]) -> None:
+        _, task_id, method, args_payload, deps, _return_ids, num_returns, name = msg
+        self._set_context(self._call_context(task_id, name))
+        self.running[task_id] = threading.get_ident()
+        try:
+            args, kwargs = self.decode_args(task_id, args_payload, deps)
+            bound = getattr(self.actor, method)
+            if num_returns == -1:
+                self.stream(task_id, bound(*args, **kwargs), name)
+                return
+            results = self.encode_returns(bound(*args, **kwargs), num_returns, name)
+        except AsyncioActorExit:
+            self.actor_exit(task_id)
+        except KeyboardInterrupt:
+            self._report_cancel_or_interrupt(task_id, name)
+        except SystemExit:
+            self.actor_exit(task_id)
+        except BaseException as e:  # noqa: BLE001
+            self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), True))
+        else:
+            self.send((P.DONE, task_id, results, None, False))
+        finally:
+            self.running.pop(task_id, None)
+            self._set_context(None)
+
+    async def run_async_call(self, msg: tuple[Any, ...]) -> None:
+        _, task_id, method, args_payload, deps, _return_ids, num_returns, name = msg
+        assert self.semaphore is not None
+        async with self.semaphore:
+            self._set_context(self._call_context(task_id, name))
+            current = asyncio.current_task()
+            self.running[task_id] = current
+            try:
+                args, kwargs = self.decode_args(task_id, args_payload, deps)
+                bound = getattr(self.actor, method)
+                result = bound(*args, **kwargs)
+                if num_returns == -1:
+                    await self._stream_async(task_id, result, name)
+                    return
+                if inspect.isawaitable(result):
+                    result = await result
+                results = self.encode_returns(result, num_returns, name)
+            except AsyncioActorExit:
+                self.actor_exit(task_id)
+            except asyncio.CancelledError:
+                err = TaskCancelledError(f"task {name} was cancelled", task_id=task_id.hex())
+                self.send((P.DONE, task_id, None, encode_error(err), False))
+            except BaseException as e:  # noqa: BLE001
+                self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), True))
+            else:
+                self.send((P.DONE, task_id, results, None, False))
+            finally:
+                self.running.pop(task_id, None)
+
+    async def _stream_async(self, task_id: bytes, gen: Any, name: str) -> None:
+        max_inline = self.info.get("max_inline", 100 * 1024)
+        index = 0
+        try:
+            if inspect.isasyncgen(gen):
+                async for value in gen:
+                    payload, contained = encode_value(value, max_inline, self.allocate)
+                    self.send((P.GEN_ITEM, task_id, index, (payload, contained)))
+                    index += 1
+            else:
+                for value in gen:
+                    payload, contained = encode_value(value, max_inline, self.allocate)
+                    self.send((P.GEN_ITEM, task_id, index, (payload, contained)))
+                    index += 1
+        except asyncio.CancelledError:
+            err = TaskCancelledError(f"task {name} was cancelled", task_id=task_id.hex())
+            self.send((P.GEN_ITEM, task_id, index, (encode_error(err), [])))
+        except BaseException as e:  # noqa: BLE001
+            self.send((P.GEN_ITEM, task_id, index, (encode_error(task_error(e, name)), [])))
+        self.send((P.DONE, task_id, [], None, False))
+
+    def actor_exit(self, task_id: bytes) -> None:
+        """exit_actor(): report, then leave; the runtime fails what is still queued."""
+        self.send((P.DONE, task_id, None, None, False))
+        self.flush()
+        _flush_std()
+        os._exit(0)
+
+
+async def _call_sync(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return cls(*args, **kwargs)
+
+
+def _drive_async_gen(agen: Any) -> Any:
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _flush_std()
+    os._exit(0)
+
+
+def main() -> None:
+    """Entry point of a worker process."""
+    from shoal import _session
+    from shoal._runtime.worker_backend import WorkerBackend
+
+    fd = int(os.environ["SHOAL_WORKER_FD"])
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    P.set_parent_death_signal(signal.SIGTERM)
+    parent = int(os.environ.get("SHOAL_PARENT_PID", "0"))
+    if parent and not P.pid_alive(parent):
+        os._exit(0)
+    sock = socket.socket(fileno=fd)
+    spin_us = int(os.environ.get("SHOAL_WORKER_SPIN_US", "200"))
+    worker = Worker(sock, spin_us)
+    signal.signal(signal.SIGINT, worker.on_sigint)
+    _session.install(WorkerBackend(worker))
+    try:
+        worker.run()
+    except (ConnectionError, OSError):
+        pass
+    _flush_std()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
