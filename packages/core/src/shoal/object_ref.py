@@ -161,10 +161,17 @@ class ObjectRefGenerator:
 
     async def __anext__(self) -> ObjectRef:
         loop = asyncio.get_running_loop()
+        ref = await loop.run_in_executor(None, self._next_or_none)
+        if ref is None:
+            raise StopAsyncIteration
+        return ref
+
+    def _next_or_none(self) -> ObjectRef | None:
+        # StopIteration cannot cross into a future, so the end is signalled with None.
         try:
-            return await loop.run_in_executor(None, self._next, None)
+            return self._next(timeout=None)
         except StopIteration:
-            raise StopAsyncIteration from None
+            return None
 
     def is_finished(self) -> bool:
         """True once every value has been handed out."""

@@ -150,9 +150,7 @@ class NodeRuntime:
             except Exception:  # noqa: BLE001 - nothing more to do for a stuck child
                 pass
             w.conn.close()
-            for stream in (w.proc.stdout, w.proc.stderr):
-                if stream is not None:
-                    stream.close()
+            w.close_output()
         with self.lock:
             self.workers.clear()
             self.store.close()
@@ -296,6 +294,7 @@ class NodeRuntime:
             for stream, is_err in ((w.proc.stdout, False), (w.proc.stderr, True)):
                 assert stream is not None
                 pump = LogPump(stream.fileno(), is_err, lambda w=w: self._log_label(w))
+                w.pumps.append(pump)
                 self._watch(stream.fileno(), lambda pump=pump: self._on_log(pump))
 
     def _watch(self, fd: int, handler: Callable[[], None]) -> None:
@@ -314,12 +313,11 @@ class NodeRuntime:
             self._unwatch(pump.fd)
 
     def _log_label(self, w: WorkerProc) -> str:
+        # Output is read after the fact: name it after the last task the worker started.
         if w.actor is not None:
             name = w.actor.class_name
-        elif w.task is not None:
-            name = w.task.name
         else:
-            name = "worker"
+            name = w.last_task_name or "worker"
         return f"({name} pid={w.pid})"
 
     def _on_readable(self, w: WorkerProc) -> None:
@@ -399,6 +397,9 @@ class NodeRuntime:
             w.proc.wait(timeout=1)
         except Exception:  # noqa: BLE001
             pass
+        for pump in w.pumps:
+            self._unwatch(pump.fd)
+        w.close_output()
         # What the worker held is released.
         for object_id, n in w.holds.items():
             self.objects.decref(object_id, n)
@@ -634,6 +635,7 @@ class NodeRuntime:
         task.state = RUNNING
         w.state = "busy"
         w.task = task
+        w.last_task_name = task.name
         w.grant = grant
         fn_bytes = None
         if wire.fn_id not in w.known_functions:
@@ -747,7 +749,7 @@ class NodeRuntime:
             return
         self._finish_on_worker(w, task)
         if error is not None:
-            if retryable and not task.cancelled and task.retries_left != 0 and self._retry_allowed(task):
+            if retryable and not task.cancelled and task.retries_left != 0:
                 if task.retries_left > 0:
                     task.retries_left -= 1
                 self._requeue(task)
@@ -761,11 +763,6 @@ class NodeRuntime:
             for rid, (payload, contained) in zip(task.wire.return_ids, results, strict=True):
                 self.store_result(w.worker_id, rid, payload, contained)
         self.release_task(task)
-
-    def _retry_allowed(self, task: Task) -> bool:
-        # The worker already matched the error against retry_exceptions; only the
-        # "no retries for application errors" default is decided here.
-        return task.wire.retry_exceptions is not False
 
     def _finish_on_worker(self, w: WorkerProc, task: Task | None) -> None:
         if w.grant is not None:

@@ -41,7 +41,19 @@ class WorkerProc:
     allocs: dict[tuple[str, int], Any] = field(default_factory=dict)  # unsealed allocations
     calls: dict[bytes, int] = field(default_factory=dict)  # max_calls accounting per function
     retire: bool = False  # exit once the current task is done
-    pending_exec: list[Any] = field(default_factory=list)
+    last_task_name: str | None = None
+    pumps: list[Any] = field(default_factory=list)
+
+    def close_output(self) -> None:
+        """Forward what is left of its output, then close the pipes."""
+        for pump in self.pumps:
+            for _ in range(1000):
+                if not pump.read():
+                    break
+        self.pumps.clear()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
     @property
     def pid(self) -> int:

@@ -101,3 +101,53 @@ def serialize_call_args(args: tuple[Any, ...], kwargs: dict[str, Any], fn_name: 
         return serialize((args, kwargs))
     except Exception as e:
         raise _describe_failure(args, kwargs, fn_name, e) from e
+
+
+def _source_file(obj: Any) -> str | None:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return str(code.co_filename)
+    try:
+        import inspect
+
+        return inspect.getsourcefile(obj)
+    except (TypeError, OSError):
+        return None
+
+
+def dumps_callable(obj: Any) -> bytes:
+    """Pickle a function or class for workers, remembering the file it was defined in.
+
+    cloudpickle renames the file of code it pickles by value to ``<dynamic-code>``;
+    the worker puts the real name back so that tracebacks show the user's source.
+    """
+    return cloudpickle.dumps((obj, _source_file(obj)), protocol=5)
+
+
+def _fix_code(code: Any, filename: str) -> Any:
+    consts = tuple(_fix_code(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts)
+    if code.co_filename == "<dynamic-code>":
+        return code.replace(co_filename=filename, co_consts=consts)
+    return code.replace(co_consts=consts)
+
+
+def _fix_function(fn: Any, filename: str) -> None:
+    code = getattr(fn, "__code__", None)
+    if code is not None and hasattr(code, "co_filename"):
+        try:
+            fn.__code__ = _fix_code(code, filename)
+        except (TypeError, ValueError, AttributeError):
+            pass
+
+
+def loads_callable(data: bytes) -> Any:
+    """The function or class pickled by :func:`dumps_callable`."""
+    obj, filename = cloudpickle.loads(data)
+    if filename:
+        if isinstance(obj, type):
+            for value in vars(obj).values():
+                target = getattr(value, "__func__", value)
+                _fix_function(target, filename)
+        else:
+            _fix_function(obj, filename)
+    return obj

@@ -10,6 +10,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+import cloudpickle
+
 from shoal._runtime import protocol as P
 from shoal._runtime.serialization import Serialized, deserialize, serialize, serialize_call_args
 from shoal._runtime.store import layout_size, map_readonly, write_into
@@ -92,7 +94,7 @@ def encode_value(value: Any, max_inline: int, allocate: Allocator) -> tuple[tupl
 
 def encode_error(error: BaseException) -> tuple[Any, ...]:
     try:
-        return (P.ERROR, pickle.dumps(error, protocol=5))
+        return (P.ERROR, cloudpickle.dumps(error, protocol=5))
     except Exception:  # noqa: BLE001 - fall back to something that always pickles
         from shoal.exceptions import ShoalError
 

@@ -31,6 +31,7 @@ import cloudpickle
 
 from shoal._runtime import protocol as P
 from shoal._runtime.errors import task_error
+from shoal._runtime.serialization import loads_callable
 from shoal._runtime.values import DepMarker, decode_payload, encode_error, encode_value
 from shoal.exceptions import AsyncioActorExit, TaskCancelledError
 
@@ -108,6 +109,7 @@ class Worker:
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
         self.main_cancel = False
+        self.retry_types: dict[bytes, tuple[type[BaseException], ...]] = {}
         self.exiting = False
         self.main_ident = threading.get_ident()
         # Session facts the runtime sends once.
@@ -312,7 +314,7 @@ class Worker:
         if fn is None:
             if fn_bytes is None:
                 raise RuntimeError("the runtime sent a call to a function this worker does not know")
-            fn = cloudpickle.loads(fn_bytes)
+            fn = loads_callable(fn_bytes)
             self.functions[fn_id] = fn
             if len(self.functions) > _FN_CACHE_MAX:
                 self.functions.popitem(last=False)
@@ -362,7 +364,7 @@ class Worker:
 
     def run_task(self, msg: tuple[Any, ...]) -> None:
         _, task_id, fn_id, fn_bytes, args_payload, deps, _return_ids, num_returns, name, ctx = msg
-        resources, gpu_ids, pg_id, capture_pg, _retry = ctx
+        resources, gpu_ids, pg_id, capture_pg, retry = ctx
         if gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
         self._set_context(TaskContext(task_id, name, resources, gpu_ids, pg_id, capture_pg))
@@ -377,12 +379,21 @@ class Worker:
         except KeyboardInterrupt:
             self._report_cancel_or_interrupt(task_id, name)
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
-            self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), True))
+            self.send((P.DONE, task_id, None, encode_error(task_error(e, name)), self._retryable(e, retry)))
         else:
             self.send((P.DONE, task_id, results, None, False))
         finally:
             self.running.pop(task_id, None)
             self._set_context(None)
+
+    def _retryable(self, error: BaseException, spec: Any) -> bool:
+        """Does ``retry_exceptions`` (True, False, or pickled exception types) cover this error?"""
+        if spec is True or spec is False or spec is None:
+            return bool(spec)
+        types = self.retry_types.get(spec)
+        if types is None:
+            types = self.retry_types[spec] = cloudpickle.loads(spec)
+        return isinstance(error, types)
 
     def _report_cancel_or_interrupt(self, task_id: bytes, name: str) -> None:
         if task_id in self.cancelled:

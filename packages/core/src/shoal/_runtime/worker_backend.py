@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
-from shoal._runtime.values import decode_payload, encode_value
+from shoal._runtime.serialization import serialize
+from shoal._runtime.values import decode_payload, encode_serialized
 from shoal._runtime.wire import STREAM, call_wire, create_wire, task_wire
 from shoal.backend.base import ActorInfo, Backend, RuntimeInfo
 from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, TaskSpec
@@ -112,9 +113,10 @@ class WorkerBackend(Backend):
 
     def put(self, value: Any) -> ObjectRef:
         try:
-            payload, contained = encode_value(value, self._max_inline, self._w.allocate)
+            ser = serialize(value)
         except Exception as e:
             raise TypeError(f"could not serialize the value passed to put(): {e}") from e
+        payload, contained = encode_serialized(ser, self._max_inline, self._w.allocate), ser.refs
         object_id = new_id()
         self._w.mark_created(object_id)
         ref = ObjectRef(object_id)

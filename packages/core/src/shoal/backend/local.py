@@ -21,8 +21,9 @@ import psutil
 from shoal._runtime import protocol as P
 from shoal._runtime.node import NodeRuntime
 from shoal._runtime.requests import wait_for_objects
+from shoal._runtime.serialization import serialize
 from shoal._runtime.tasks import DRIVER
-from shoal._runtime.values import decode_payload, encode_error, encode_value
+from shoal._runtime.values import decode_payload, encode_error, encode_serialized
 from shoal._runtime.wire import STREAM, call_wire, create_wire, task_wire
 from shoal.backend.base import ActorInfo, Backend, RuntimeInfo
 from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, TaskSpec
@@ -181,9 +182,10 @@ class LocalBackend(Backend):
 
     def put(self, value: Any) -> ObjectRef:
         try:
-            payload, contained = encode_value(value, self._max_inline, self._node.allocate_for_driver)
+            ser = serialize(value)
         except Exception as e:
             raise TypeError(f"could not serialize the value passed to put(): {e}") from e
+        payload, contained = encode_serialized(ser, self._max_inline, self._node.allocate_for_driver), ser.refs
         object_id = new_id()
         node = self._node
         with node.lock:

@@ -51,9 +51,9 @@ class CallableDescriptor:
     @property
     def pickled(self) -> bytes:
         if self._pickled is None:
-            import cloudpickle
+            from shoal._runtime.serialization import dumps_callable
 
-            self._pickled = cloudpickle.dumps(self.obj)
+            self._pickled = dumps_callable(self.obj)
         return self._pickled
 
     @property
