@@ -41,9 +41,9 @@ def test_get_list_and_tuple() -> None:
 
 
 def test_get_of_not_a_ref_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="not a shoal.ObjectRef"):
+    with pytest.raises(TypeError, match=r"not a shoal\.ObjectRef"):
         shoal.get(1)
-    with pytest.raises(TypeError, match="not a shoal.ObjectRef"):
+    with pytest.raises(TypeError, match=r"not a shoal\.ObjectRef"):
         shoal.get([shoal.put(1), "x"])
 
 

@@ -28,6 +28,7 @@ def test_tasks_get_gpu_ids_and_cuda_visible_devices(two_gpus) -> None:
 
     (ids_a, env_a), (ids_b, env_b) = shoal.get([gpu.remote(), gpu.remote()])
     assert len(ids_a) == 1 and env_a == str(ids_a[0])
+    assert len(ids_b) == 1 and env_b == str(ids_b[0])
     assert shoal.cluster_resources()["GPU"] == 2.0
 
 

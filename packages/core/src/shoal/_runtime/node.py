@@ -314,10 +314,7 @@ class NodeRuntime:
 
     def _log_label(self, w: WorkerProc) -> str:
         # Output is read after the fact: name it after the last task the worker started.
-        if w.actor is not None:
-            name = w.actor.class_name
-        else:
-            name = w.last_task_name or "worker"
+        name = w.actor.class_name if w.actor is not None else (w.last_task_name or "worker")
         return f"({name} pid={w.pid})"
 
     def _on_readable(self, w: WorkerProc) -> None:
