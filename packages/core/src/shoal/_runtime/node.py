@@ -209,7 +209,7 @@ class NodeRuntime:
                     if handler is not None:
                         try:
                             handler()
-                        except Exception:
+                        except Exception:  # noqa: BLE001 - one bad message must not stop the node
                             log.exception("shoal runtime: error while handling fd %d", fd)
                 self._run_timers()
 
@@ -903,6 +903,8 @@ class NodeRuntime:
 
     def allocate_for_driver(self, nbytes: int) -> tuple[str, int, int]:
         with self.lock:
+            # Refs the driver dropped free their memory first, so it can be reused at once.
+            self.drain_releases()
             alloc = self.objects.allocate(nbytes)
             self.driver_allocs[(alloc.path, alloc.offset)] = alloc
             return alloc.path, alloc.offset, alloc.size

@@ -39,7 +39,10 @@ class NodeResources:
 
     @staticmethod
     def _fits(pool: dict[str, float], need: dict[str, float]) -> bool:
-        return all(v <= 0 or pool.get(k, 0.0) + _EPS >= v for k, v in need.items())
+        for k, v in need.items():
+            if v > 0 and pool.get(k, 0.0) + _EPS < v:
+                return False
+        return True
 
     def feasible(self, need: dict[str, float]) -> bool:
         """Could ``need`` ever fit on this node?"""

@@ -56,6 +56,9 @@ def encode_serialized(ser: Serialized, max_inline: int, allocate: Allocator) -> 
     return (P.SHM, path, offset, size, len(ser.data), spans)
 
 
+_SIMPLE = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def encode_call(
     args: tuple[Any, ...], kwargs: dict[str, Any], fn_name: str, max_inline: int, allocate: Allocator
 ) -> tuple[tuple[Any, ...], list[bytes], list[bytes], list[bytes]]:
@@ -65,6 +68,11 @@ def encode_call(
     runtime waits for them and the worker receives their values. Refs nested
     deeper stay refs (``contained_ids``), as in Ray.
     """
+    if not kwargs and all(type(a) in _SIMPLE for a in args):
+        # Plain scalars need neither cloudpickle nor a scan for refs.
+        data = pickle.dumps((args, kwargs), protocol=5)
+        if len(data) <= max_inline:
+            return (P.INLINE, data, []), [], [], []
     deps: list[bytes] = []
     marked: list[Any] = []
     for a in args:
