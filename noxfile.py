@@ -22,7 +22,7 @@ TEST_EXTRAS = {
     "tune": "[hyperopt]",
     "serve": "",
     "rl": "",
-    "autoscaler": "[aws]",
+    "autoscaler": "[aws,test]",
 }
 # Sibling packages a package's tests use.
 TEST_SIBLINGS = {"train": ["data"], "tune": ["train"], "rl": ["tune"]}

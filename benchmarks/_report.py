@@ -52,7 +52,11 @@ def print_table(title: str, rows: list[tuple[str, str, bool, str]], results: dic
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
     print(f"\n== {title} ({machine()}) ==")
     for i, row in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))
 

@@ -168,7 +168,7 @@ def run_engine(name: str) -> dict[str, float]:
         return sum(engine.get([c.run.remote(500) for c in clients]))
 
     results["n_n_actor_calls_async_per_s"] = timed_rate(n_to_n)
-    del clients, servers
+    clients = servers = []  # release the actors
 
     def puts() -> int:
         for _ in range(1000):
@@ -201,7 +201,7 @@ def run_engine(name: str) -> dict[str, float]:
         engine.get(big_ref)
         times.append(time.perf_counter() - t)
     results["get_1gb_ms"] = min(times) * 1e3
-    del big_ref, big
+    big_ref = big = None  # release the memory
 
     refs = [engine.put(i) for i in range(1000)]
 
@@ -210,7 +210,7 @@ def run_engine(name: str) -> dict[str, float]:
         return 1
 
     results["wait_1000_refs_per_s"] = timed_rate(wait_1000, 1.0)
-    del refs
+    refs = []
 
     import psutil
 
@@ -336,8 +336,10 @@ def main() -> None:
         r["cold_start_s"] = cold_start(name)
         r["idle_memory_pss_mb"] = idle_memory(name)
         results[name] = r
-    print(f"\nphysical ceilings: Pipe round trip {ceilings['pipe_round_trips_per_s']:,.0f}/s, "
-          f"memcpy {ceilings['memcpy_gbps']:.1f} GB/s")
+    print(
+        f"\nphysical ceilings: Pipe round trip {ceilings['pipe_round_trips_per_s']:,.0f}/s, "
+        f"memcpy {ceilings['memcpy_gbps']:.1f} GB/s"
+    )
     print_table("core", ROWS, results)
     save_results("core", {"ceilings": ceilings, "results": results}, args.json)
 

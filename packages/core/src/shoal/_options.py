@@ -102,9 +102,9 @@ def build_resources(options: Mapping[str, Any], default_cpus: float) -> Resource
     return {k: v for k, v in res.items() if v or k == "CPU"}
 
 
-def check_num_returns(value: Any, *, allow_streaming: bool = True) -> int | str:
+def check_num_returns(value: Any, *, allow_streaming: bool = True) -> Any:
     if value in ("streaming", "dynamic") and allow_streaming:
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"option 'num_returns' must be an integer >= 0 or 'streaming', got {value!r}")
     return value

@@ -225,7 +225,7 @@ class ActorMethod:
     def __init__(self, handle: ActorHandle, name: str, spec: ActorMethodSpec) -> None:
         self._handle = handle
         self._name = name
-        self._num_returns = spec.num_returns
+        self._num_returns: Any = spec.num_returns
         self._call_name: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

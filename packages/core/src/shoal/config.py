@@ -179,6 +179,8 @@ INTERNAL_ENV: dict[str, str] = {
     "SHOAL_NODE_ID": "Identifier of the node a worker belongs to.",
     "SHOAL_JOB_ID": "Identifier of the job a worker serves.",
     "SHOAL_PARENT_PID": "PID of the process that started a worker; the worker exits when it dies.",
+    "SHOAL_AUTOSCALER_NODE_ID": "Provider id of the node an autoscaler launched (read by its node agent).",
+    "SHOAL_AUTOSCALER_NODE_TYPE": "Node type, from the cluster config, of a node an autoscaler launched.",
 }
 
 _ENV_NAMES = {k.env: k for k in KEYS.values()}

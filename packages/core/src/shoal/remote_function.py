@@ -36,7 +36,7 @@ class RemoteFunction:
             args=(),
             kwargs={},
             resources=_options.build_resources(options, default_cpus=1.0),
-            num_returns=_options.check_num_returns(num_returns),  # type: ignore[arg-type]
+            num_returns=_options.check_num_returns(num_returns),
             max_retries=_options.check_retries("max_retries", options.get("max_retries", 3)),
             retry_exceptions=_options.check_retry_exceptions(options.get("retry_exceptions", False)),
             max_calls=_options.check_retries("max_calls", options.get("max_calls", 0)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
@@ -156,9 +157,9 @@ class ActorManager:
         task.worker = w
         deps = node.dep_payloads(task, w)
         args = node.args_payload(task, w)
-        sched = wire.scheduling
-        pg_id = sched[3] if sched is not None and sched[0] == "PLACEMENT_GROUP" else None
-        capture = bool(sched[5]) if pg_id is not None else False
+        from shoal._runtime.node import placement_of
+
+        pg_id, capture = placement_of(wire.scheduling)
         opts = dict(actor.opts)
         opts["restarted"] = actor.num_restarts > 0
         opts.pop("methods", None)
@@ -206,7 +207,7 @@ class ActorManager:
         missing = [d for d in set(task.wire.deps) if not node.objects.is_ready(d)]
         task.pending_deps = len(missing)
         for dep in missing:
-            if not node.objects.add_waiter(dep, lambda t=task, a=actor: self._call_dep_arrived(t, a)):
+            if not node.objects.add_waiter(dep, functools.partial(self._call_dep_arrived, task, actor)):
                 task.pending_deps -= 1
         actor.queue.append(task)
         self.pump(actor)

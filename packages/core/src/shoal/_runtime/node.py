@@ -12,6 +12,7 @@ parent-death signal when the *thread* that forked it exits.
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import itertools
 import logging
@@ -56,6 +57,13 @@ def env_key_of(runtime_env: dict[str, Any] | None) -> str:
     if not runtime_env:
         return ""
     return repr(sorted((k, repr(v)) for k, v in runtime_env.items()))
+
+
+def placement_of(sched: tuple[Any, ...] | None) -> tuple[bytes | None, bool]:
+    """The placement group a task runs in, and whether it captures its children."""
+    if sched is not None and sched[0] == "PLACEMENT_GROUP":
+        return sched[3], bool(sched[5])
+    return None, False
 
 
 def interrupt(w: WorkerProc, task_id: bytes) -> None:
@@ -109,6 +117,7 @@ class NodeRuntime:
         self.want_workers: dict[str, int] = {}
         self.by_fd: dict[int, Callable[[], None]] = {}
         self.holds: dict[int, dict[bytes, int]] = {DRIVER: {}}
+        self.driver_allocs: dict[tuple[str, int], Any] = {}  # driver allocations not yet stored
         self.releases: collections.deque[tuple[bytes, int]] = collections.deque()
         self.unpins: collections.deque[bytes] = collections.deque()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -209,7 +218,7 @@ class NodeRuntime:
                     if handler is not None:
                         try:
                             handler()
-                        except Exception:  # noqa: BLE001 - one bad message must not stop the node
+                        except Exception:  # one bad message must not stop the node
                             log.exception("shoal runtime: error while handling fd %d", fd)
                 self._run_timers()
 
@@ -293,9 +302,9 @@ class NodeRuntime:
         if self.log_to_driver:
             for stream, is_err in ((w.proc.stdout, False), (w.proc.stderr, True)):
                 assert stream is not None
-                pump = LogPump(stream.fileno(), is_err, lambda w=w: self._log_label(w))
+                pump = LogPump(stream.fileno(), is_err, functools.partial(self._log_label, w))
                 w.pumps.append(pump)
-                self._watch(stream.fileno(), lambda pump=pump: self._on_log(pump))
+                self._watch(stream.fileno(), functools.partial(self._on_log, pump))
 
     def _watch(self, fd: int, handler: Callable[[], None]) -> None:
         self.by_fd[fd] = handler
@@ -502,7 +511,7 @@ class NodeRuntime:
             self._deps_ready(task)
             return
         for dep in missing:
-            if not self.objects.add_waiter(dep, lambda task=task: self._dep_arrived(task)):
+            if not self.objects.add_waiter(dep, functools.partial(self._dep_arrived, task)):
                 task.pending_deps -= 1
         if task.pending_deps == 0:
             self._deps_ready(task)
@@ -640,9 +649,7 @@ class NodeRuntime:
             w.known_functions.add(wire.fn_id)  # type: ignore[arg-type]
         deps = self.dep_payloads(task, w)
         args = self.args_payload(task, w)
-        sched = wire.scheduling
-        pg_id = sched[3] if sched is not None and sched[0] == "PLACEMENT_GROUP" else None
-        capture = bool(sched[5]) if pg_id is not None else False
+        pg_id, capture = placement_of(wire.scheduling)
         ctx = (wire.resources, grant.gpu_ids, pg_id, capture, wire.retry_exceptions)
         num_returns = wire.num_returns
         w.conn.send(
@@ -893,13 +900,6 @@ class NodeRuntime:
                 self.objects.decref(gen.completion_id)
 
     # -- allocation -----------------------------------------------------------
-
-    @property
-    def driver_allocs(self) -> dict[tuple[str, int], Any]:
-        allocs = getattr(self, "_driver_allocs", None)
-        if allocs is None:
-            allocs = self._driver_allocs = {}
-        return allocs
 
     def allocate_for_driver(self, nbytes: int) -> tuple[str, int, int]:
         with self.lock:

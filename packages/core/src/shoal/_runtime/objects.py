@@ -249,4 +249,4 @@ class ObjectTable:
         assert obj.payload is not None
         if obj.payload[0] == SPILLED:
             self.restore(object_id)
-        return obj.payload  # type: ignore[return-value]
+        return obj.payload

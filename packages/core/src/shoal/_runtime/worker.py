@@ -352,7 +352,8 @@ class Worker:
         return [encode_value(v, max_inline, self.allocate) for v in values]
 
     def allocate(self, nbytes: int) -> tuple[str, int, int]:
-        return self.request("alloc", nbytes)  # type: ignore[no-any-return]
+        region: tuple[str, int, int] = self.request("alloc", nbytes)
+        return region
 
     def context(self) -> TaskContext | None:
         return _CONTEXT.get()

@@ -27,7 +27,7 @@ class WorkerBackend(Backend):
 
     name = "worker"
 
-    def __init__(self, worker: Worker) -> None:  # type: ignore[override]
+    def __init__(self, worker: Worker) -> None:
         self._w = worker
         self._sent_functions: set[bytes] = set()
 

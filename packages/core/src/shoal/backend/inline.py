@@ -179,7 +179,7 @@ class InlineBackend(Backend):
         args, kw = deserialize(ser.data, [b.toreadonly() for b in ser.buffers])
         args = tuple(self._load(a) if isinstance(a, ObjectRef) else a for a in args)
         kw = {k: self._load(v) if isinstance(v, ObjectRef) else v for k, v in kw.items()}
-        return args, kw  # type: ignore[return-value]
+        return args, kw
 
     def _returns(self, result: Any, num_returns: int, name: str) -> list[ObjectRef]:
         if num_returns == 1:

@@ -35,7 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect tests whose ``shoal_backends`` marker excludes the chosen backend."""
     backend = config.getoption("--shoal-backend")
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("shoal_backends")
         (drop if marker is not None and backend not in marker.args else keep).append(item)

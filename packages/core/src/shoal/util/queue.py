@@ -154,7 +154,8 @@ class Queue:
 
         if not isinstance(num_items, int) or num_items < 0:
             raise ValueError("num_items must be a non-negative integer")
-        return self._unwrap(lambda: shoal.get(self.actor.get_nowait_batch.remote(num_items)))  # type: ignore[no-any-return]
+        items: list[Any] = self._unwrap(lambda: shoal.get(self.actor.get_nowait_batch.remote(num_items)))
+        return items
 
     def shutdown(self, force: bool = False, grace_period_s: int = 5) -> None:
         """Stop the queue's actor; the queue is unusable afterwards."""
