@@ -111,3 +111,19 @@ def bench(session: nox.Session) -> None:
         if script.name.startswith("_"):
             continue
         session.run("python", str(script), *args, env={"PYTHONPATH": str(ROOT / "benchmarks")})
+
+
+@nox.session(python="3.11")
+def proto(session: nox.Session) -> None:
+    """Regenerate the committed gRPC/protobuf code from packages/core/src/shoal/_cluster/proto/*.proto."""
+    session.install("grpcio-tools==1.85.1")
+    session.run(
+        "python",
+        "-m",
+        "grpc_tools.protoc",
+        "-Ipackages/core/src",
+        "--python_out=packages/core/src",
+        "--grpc_python_out=packages/core/src",
+        "--pyi_out=packages/core/src",
+        "packages/core/src/shoal/_cluster/proto/cluster.proto",
+    )

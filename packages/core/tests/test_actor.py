@@ -129,7 +129,7 @@ def test_get_actor_of_unknown_name() -> None:
         shoal.get_actor("ghost")
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_kill_fails_pending_and_later_calls() -> None:
     c = Counter.remote()
     shoal.get(c.add.remote())
@@ -157,7 +157,7 @@ def test_kill_named_actor_frees_the_name() -> None:
         pytest.fail("the killed actor's name is still registered")
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_restart_after_crash_with_max_restarts() -> None:
     @shoal.remote(max_restarts=1)
     class Phoenix:
@@ -189,7 +189,7 @@ def test_restart_after_crash_with_max_restarts() -> None:
             time.sleep(0.1)
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_no_restart_kill_and_restartable_kill() -> None:
     @shoal.remote(max_restarts=2)
     class A:
@@ -212,7 +212,7 @@ def test_no_restart_kill_and_restartable_kill() -> None:
         shoal.get(a.pid.remote(), timeout=30)
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_crash_without_restarts_is_actor_died() -> None:
     c = Counter.remote()
     shoal.get(c.add.remote())
@@ -255,7 +255,7 @@ def test_method_num_returns() -> None:
     assert shoal.get([x, y, z]) == [1, 2, 3]
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_async_actor_interleaves_calls() -> None:
     @shoal.remote
     class Sleeper:
@@ -270,7 +270,7 @@ def test_async_actor_interleaves_calls() -> None:
     assert time.time() - start < 2.0
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_async_actor_max_concurrency_bounds_interleaving() -> None:
     @shoal.remote(max_concurrency=2)
     class Sleeper:
@@ -293,7 +293,7 @@ def test_async_actor_max_concurrency_bounds_interleaving() -> None:
     assert shoal.get(s.peak_seen.remote()) == 2
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_threaded_actor_runs_calls_concurrently() -> None:
     @shoal.remote(max_concurrency=4)
     class Pool:
@@ -365,7 +365,7 @@ def test_actor_created_inside_a_task() -> None:
     assert shoal.get(make_and_use.remote()) == 101
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_actor_is_destroyed_when_last_handle_goes() -> None:
     c = Counter.options(name="scoped").remote()
     pid = shoal.get(c.pid.remote())
@@ -384,7 +384,7 @@ def test_actor_is_destroyed_when_last_handle_goes() -> None:
         shoal.get_actor("scoped")
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_detached_actor_outlives_its_handle() -> None:
     c = Counter.options(name="detached-one", lifetime="detached").remote(7)
     shoal.get(c.get.remote())
@@ -411,7 +411,7 @@ def test_runtime_context_inside_actor() -> None:
     shoal.kill(w)
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_max_pending_calls() -> None:
     from shoal.exceptions import PendingCallsLimitExceeded
 

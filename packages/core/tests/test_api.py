@@ -60,7 +60,7 @@ def test_put_of_unserializable_value() -> None:
     assert shoal.get(shoal.put(1)) == 1
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_get_timeout() -> None:
     ref = sleep_then.remote(2)
     start = time.time()
@@ -141,7 +141,7 @@ def test_await_object_ref() -> None:
 # -- wait ----------------------------------------------------------------------
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_wait_returns_ready_in_input_order() -> None:
     slow = sleep_then.remote(3)
     refs = [shoal.put("c"), slow, shoal.put("a"), shoal.put("b")]
@@ -153,7 +153,7 @@ def test_wait_returns_ready_in_input_order() -> None:
     assert not_ready == [slow]
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_wait_timeout_returns_what_is_ready() -> None:
     refs = [sleep_then.remote(2), shoal.put(1)]
     ready, not_ready = shoal.wait(refs, num_returns=2, timeout=0.5)
@@ -192,7 +192,7 @@ def test_wait_bad_input() -> None:
 # -- cancel --------------------------------------------------------------------
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_cancel_running_task() -> None:
     ref = sleep_then.remote(30)
     time.sleep(0.3)
@@ -203,7 +203,7 @@ def test_cancel_running_task() -> None:
     assert shoal.get(ident.remote(1), timeout=10) == 1
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_cancel_queued_task() -> None:
     blockers = [sleep_then.remote(1) for _ in range(2)]
     queued = ident.remote("never")
@@ -213,7 +213,7 @@ def test_cancel_queued_task() -> None:
     shoal.get(blockers)
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_force_cancel_kills_the_worker() -> None:
     @shoal.remote
     def stubborn():
@@ -230,7 +230,7 @@ def test_force_cancel_kills_the_worker() -> None:
         shoal.get(ref, timeout=10)
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_recursive_cancel_reaches_children() -> None:
     @shoal.remote
     def parent():
@@ -267,7 +267,7 @@ def test_cluster_and_available_resources() -> None:
     assert avail.get("CPU", 0) <= 2.0
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_available_resources_drop_while_tasks_run() -> None:
     refs = [sleep_then.remote(1.0) for _ in range(2)]
     time.sleep(0.4)

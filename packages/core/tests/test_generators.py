@@ -25,7 +25,7 @@ def test_generator_task_yields_refs() -> None:
     assert [shoal.get(ref) for ref in gen] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_values_arrive_before_the_task_ends() -> None:
     gen = count.remote(3, 0.5)
     start = time.time()

@@ -25,6 +25,7 @@ def _no_runtime():
         shoal.shutdown()
 
 
+@pytest.mark.shoal_backends("inline", "local")
 def test_first_use_initializes_implicitly(shoal_backend_name: str) -> None:
     os.environ["SHOAL_BACKEND"] = shoal_backend_name
     try:
@@ -35,6 +36,7 @@ def test_first_use_initializes_implicitly(shoal_backend_name: str) -> None:
         del os.environ["SHOAL_BACKEND"]
 
 
+@pytest.mark.shoal_backends("inline", "local")
 def test_shutdown_twice_is_fine(shoal_backend_name: str) -> None:
     shoal.init(backend=shoal_backend_name, num_cpus=1)
     shoal.shutdown()
@@ -42,6 +44,7 @@ def test_shutdown_twice_is_fine(shoal_backend_name: str) -> None:
     assert not shoal.is_initialized()
 
 
+@pytest.mark.shoal_backends("inline", "local")
 def test_init_returns_a_description(shoal_backend_name: str) -> None:
     info = shoal.init(backend=shoal_backend_name, num_cpus=1, namespace="described")
     assert info["backend"] == shoal_backend_name

@@ -227,7 +227,7 @@ def test_application_errors_are_not_retried_by_default(tmp_path) -> None:
     assert marker.read_text() == "1"
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_worker_crash_is_retried_then_reported(tmp_path) -> None:
     marker = tmp_path / "attempts"
 
@@ -251,7 +251,7 @@ def test_worker_crash_is_retried_then_reported(tmp_path) -> None:
     assert shoal.get(crash_once.remote(str(marker)), timeout=60) == "recovered"
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_max_calls_restarts_the_worker() -> None:
     @shoal.remote(max_calls=1)
     def pid():
@@ -261,7 +261,7 @@ def test_max_calls_restarts_the_worker() -> None:
     assert len(set(pids)) == 3
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_runtime_env_env_vars() -> None:
     @shoal.remote(runtime_env={"env_vars": {"SHOAL_TEST_VALUE": "hello"}})
     def read():
@@ -271,7 +271,7 @@ def test_runtime_env_env_vars() -> None:
     assert shoal.get(shoal.remote(lambda: os.environ.get("SHOAL_TEST_VALUE")).remote()) is None
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_resources_are_enforced() -> None:
     @shoal.remote(num_cpus=1)
     def span():
@@ -288,7 +288,7 @@ def test_resources_are_enforced() -> None:
     assert total >= 0.95
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_blocked_task_lends_its_cpu_so_nested_work_runs() -> None:
     @shoal.remote(num_cpus=1)
     def leaf(i):
@@ -302,7 +302,7 @@ def test_blocked_task_lends_its_cpu_so_nested_work_runs() -> None:
     assert shoal.get([parent.remote(3), parent.remote(4)], timeout=60) == [3, 6]
 
 
-@pytest.mark.shoal_backends("local")
+@pytest.mark.shoal_backends("local", "cluster")
 def test_tasks_run_in_other_processes() -> None:
     @shoal.remote
     def pid():

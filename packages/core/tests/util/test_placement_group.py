@@ -15,7 +15,7 @@ from shoal.util import (
 )
 from shoal.util.placement_group import get_placement_group
 
-pytestmark = [pytest.mark.usefixtures("shoal_runtime"), pytest.mark.shoal_backends("local")]
+pytestmark = [pytest.mark.usefixtures("shoal_runtime"), pytest.mark.shoal_backends("local", "cluster")]
 
 
 @shoal.remote(num_cpus=1)

@@ -76,10 +76,9 @@ class ActorManager:
             raise ValueError(f"no actor with id {actor_id.hex()}")
         return self.info(actor)
 
-    def list_named(self, all_namespaces: bool) -> list[dict[str, str]]:
-        return [
-            {"name": name, "namespace": ns} for (ns, name) in self.named if all_namespaces or ns == self.node.namespace
-        ]
+    def list_named(self, all_namespaces: bool, namespace: str | None = None) -> list[dict[str, str]]:
+        current = namespace or self.node.namespace
+        return [{"name": name, "namespace": ns} for (ns, name) in self.named if all_namespaces or ns == current]
 
     def pending_creations(self) -> list[Actor]:
         return list(self.pending)

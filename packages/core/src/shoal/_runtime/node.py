@@ -30,7 +30,8 @@ from typing import Any
 from shoal._runtime import protocol as P
 from shoal._runtime.actors import ActorManager
 from shoal._runtime.objects import ObjectTable
-from shoal._runtime.procs import LogPump, WorkerProc, kill_worker, spawn_worker
+from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
+from shoal._runtime.procs import WorkerProc, kill_worker
 from shoal._runtime.resources import NodeResources
 from shoal._runtime.store import SharedMemoryStore
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
@@ -41,22 +42,12 @@ from shoal.exceptions import (
     ShoalError,
     TaskCancelledError,
     TaskUnschedulableError,
-    WorkerCrashedError,
 )
 from shoal.object_ref import new_id
 
 __all__ = ["NodeRuntime"]
 
 log = logging.getLogger("shoal.runtime")
-
-_MAX_STARTING = 4  # workers starting at once
-_MAX_IDLE_EXTRA = 2  # idle task workers kept beyond the CPU count
-
-
-def env_key_of(runtime_env: dict[str, Any] | None) -> str:
-    if not runtime_env:
-        return ""
-    return repr(sorted((k, repr(v)) for k, v in runtime_env.items()))
 
 
 def placement_of(sched: tuple[Any, ...] | None) -> tuple[bytes | None, bool]:
@@ -75,7 +66,7 @@ def interrupt(w: WorkerProc, task_id: bytes) -> None:
         pass
 
 
-class NodeRuntime:
+class NodeRuntime(ProcessPool):
     """One node's runtime; all state is guarded by ``self.lock``."""
 
     def __init__(
@@ -134,6 +125,8 @@ class NodeRuntime:
         self.by_fd[self._wake_r] = self._drain_wake
         self._woken = False
         self._prestart = prestart
+        self.init_jobs(Job(job_id, namespace, dict(job_runtime_env or {})))
+        self.cluster_view: list[dict[str, Any]] = []  # other nodes, from the head's heartbeat replies
         self.thread = threading.Thread(target=self._loop, name="shoal-runtime", daemon=True)
 
     # -- lifecycle ----------------------------------------------------------
@@ -141,7 +134,7 @@ class NodeRuntime:
     def start(self) -> None:
         with self.lock:
             if self._prestart:
-                self.want_workers[""] = self._prestart
+                self.want_workers[self.job_id] = self._prestart
         self.thread.start()
 
     def shutdown(self) -> None:
@@ -238,7 +231,7 @@ class NodeRuntime:
     def _housekeeping(self) -> None:
         self.drain_releases()
         for env_key, want in list(self.want_workers.items()):
-            while want > 0 and self.starting.get(env_key, 0) < _MAX_STARTING:
+            while want > 0 and self.starting.get(env_key, 0) < MAX_STARTING:
                 self._spawn(env_key)
                 want -= 1
             if want > 0:
@@ -268,187 +261,6 @@ class NodeRuntime:
         while unpins:
             self.objects.unpin(unpins.popleft())
 
-    # -- workers ------------------------------------------------------------
-
-    def _worker_env(self, env_key: str) -> tuple[dict[str, str], str | None]:
-        for task_list in self.ready.values():
-            for t in task_list:
-                if t.env_key == env_key:
-                    renv = t.wire.runtime_env or {}
-                    return dict(renv.get("env_vars") or {}), renv.get("working_dir")
-        for actor in self.actors.pending_creations():
-            if actor.creation.env_key == env_key:
-                renv = actor.creation.wire.runtime_env or {}
-                return dict(renv.get("env_vars") or {}), renv.get("working_dir")
-        renv = self.job_runtime_env
-        return dict(renv.get("env_vars") or {}), renv.get("working_dir")
-
-    def _spawn(self, env_key: str) -> None:
-        if threading.current_thread() is not self.thread:
-            self.want_workers[env_key] = self.want_workers.get(env_key, 0) + 1
-            self.wake()
-            return
-        worker_id = next(self._worker_ids)
-        env_vars, working_dir = self._worker_env(env_key)
-        log_file = None
-        if not self.log_to_driver:
-            os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
-            log_file = os.path.join(self.session_dir, "logs", f"worker-{worker_id}.log")
-        w, _ = spawn_worker(worker_id, env_key, env_vars, working_dir, self.spin_us, self.log_to_driver, log_file)
-        self.workers[worker_id] = w
-        self.holds[worker_id] = w.holds
-        self.starting[env_key] = self.starting.get(env_key, 0) + 1
-        self._watch(w.conn.fd, lambda: self._on_readable(w))
-        if self.log_to_driver:
-            for stream, is_err in ((w.proc.stdout, False), (w.proc.stderr, True)):
-                assert stream is not None
-                pump = LogPump(stream.fileno(), is_err, functools.partial(self._log_label, w))
-                w.pumps.append(pump)
-                self._watch(stream.fileno(), functools.partial(self._on_log, pump))
-
-    def _watch(self, fd: int, handler: Callable[[], None]) -> None:
-        self.by_fd[fd] = handler
-        self._epoll.register(fd, select.EPOLLIN)
-
-    def _unwatch(self, fd: int) -> None:
-        if self.by_fd.pop(fd, None) is not None:
-            try:
-                self._epoll.unregister(fd)
-            except (OSError, ValueError):
-                pass
-
-    def _on_log(self, pump: LogPump) -> None:
-        if not pump.read():
-            self._unwatch(pump.fd)
-
-    def _log_label(self, w: WorkerProc) -> str:
-        # Output is read after the fact: name it after the last task the worker started.
-        name = w.actor.class_name if w.actor is not None else (w.last_task_name or "worker")
-        return f"({name} pid={w.pid})"
-
-    def _on_readable(self, w: WorkerProc) -> None:
-        msgs = w.conn.receive()
-        if msgs:
-            handlers = self._handlers
-            for msg in msgs:
-                handlers[msg[0]](self, w, msg)
-        if w.conn.closed:
-            self._on_worker_exit(w)
-        elif w.conn.pending_output:
-            w.conn.flush()
-
-    def idle_worker(self, env_key: str) -> WorkerProc | None:
-        pool = self.idle.get(env_key)
-        while pool:
-            w = pool.pop()
-            if w.state == "idle":
-                return w
-        return None
-
-    def need_worker(self, env_key: str) -> None:
-        """Ask for one more worker of this kind unless enough are already starting."""
-        if self.starting.get(env_key, 0) + self.want_workers.get(env_key, 0) >= _MAX_STARTING:
-            return
-        self.want_workers[env_key] = self.want_workers.get(env_key, 0) + 1
-        if threading.current_thread() is not self.thread:
-            self.wake()
-
-    def make_idle(self, w: WorkerProc) -> None:
-        w.state = "idle"
-        w.task = None
-        w.grant = None
-        if w.retire:
-            self.retire_worker(w)
-            return
-        pool = self.idle.setdefault(w.env_key, [])
-        cpus = self.resources.total.get("CPU", 1)
-        if len(pool) >= cpus + _MAX_IDLE_EXTRA:
-            self.retire_worker(w)
-            return
-        pool.append(w)
-
-    def retire_worker(self, w: WorkerProc) -> None:
-        w.state = "retiring"
-        w.conn.send((P.EXIT,))
-
-    def _on_ready_msg(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
-        self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 0) - 1)
-        info = {
-            "max_inline": self.max_inline,
-            "job_id": self.job_id,
-            "node_id": self.node_id,
-            "namespace": self.namespace,
-            "worker_id": f"{self.node_id[:8]}-{w.worker_id}",
-            "runtime_env": self.job_runtime_env,
-        }
-        w.conn.send((P.REPLY, 0, True, ("info", info)))
-        self.make_idle(w)
-        self.dispatch()
-
-    def _on_worker_exit(self, w: WorkerProc) -> None:
-        if w.state == "dead":
-            return
-        was_starting = w.state == "starting"
-        w.state = "dead"
-        self._unwatch(w.conn.fd)
-        w.conn.close()
-        self.workers.pop(w.worker_id, None)
-        self.holds.pop(w.worker_id, None)
-        if was_starting:
-            self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 0) - 1)
-        pool = self.idle.get(w.env_key)
-        if pool and w in pool:
-            pool.remove(w)
-        try:
-            w.proc.wait(timeout=1)
-        except Exception:  # noqa: BLE001
-            pass
-        for pump in w.pumps:
-            self._unwatch(pump.fd)
-        w.close_output()
-        # What the worker held is released.
-        for object_id, n in w.holds.items():
-            self.objects.decref(object_id, n)
-        w.holds.clear()
-        for actor_id, n in w.handle_holds.items():
-            self.actors.handle_delta(actor_id, -n)
-        w.handle_holds.clear()
-        for object_id, n in w.pins.items():
-            for _ in range(n):
-                self.objects.unpin(object_id)
-        w.pins.clear()
-        for alloc in w.allocs.values():
-            self.store.free(alloc)
-        w.allocs.clear()
-        if w.grant is not None and w.task is not None and w.actor is None:
-            self.resources.release(w.grant)
-            w.grant = None
-        task = w.task
-        if task is not None and w.actor is None:
-            w.task = None
-            self._task_worker_died(task, w)
-        if w.actor is not None:
-            self.actors.worker_died(w.actor, w)
-        self.dispatch()
-
-    def _task_worker_died(self, task: Task, w: WorkerProc) -> None:
-        if task.force_cancelled or task.cancelled:
-            self.fail_task(task, TaskCancelledError(f"task {task.name} was cancelled", task_id=task.task_id.hex()))
-            return
-        if task.retries_left != 0 and task.wire.num_returns != STREAM:
-            if task.retries_left > 0:
-                task.retries_left -= 1
-            self._requeue(task)
-            return
-        code = w.proc.returncode
-        self.fail_task(
-            task,
-            WorkerCrashedError(
-                f"the worker running {task.name} (pid={w.pid}) died unexpectedly (exit code {code}) "
-                "and no retries were left"
-            ),
-        )
-
     # -- submission ---------------------------------------------------------
 
     def add_hold(self, owner: int, object_id: bytes) -> None:
@@ -464,12 +276,7 @@ class NodeRuntime:
         """Record a task, create its return objects and keep its arguments alive."""
         if wire.fn_bytes is not None and wire.fn_id is not None:
             self.functions[wire.fn_id] = wire.fn_bytes
-        renv = wire.runtime_env
-        if renv is None and self.job_runtime_env and wire.kind != CALL:
-            renv = self.job_runtime_env
-        task = Task(wire, owner, env_key_of(renv) if renv else "")
-        if renv is not None and renv is not wire.runtime_env:
-            task.wire = wire._replace(runtime_env=renv)
+        task = Task(wire, owner, self.env_key(owner, wire.runtime_env) if wire.kind != CALL else "")
         self.tasks[wire.task_id] = task
         if wire.parent is not None:
             parent = self.tasks.get(wire.parent)
@@ -1003,6 +810,33 @@ class NodeRuntime:
 
     # -- cluster view -------------------------------------------------------
 
+    def pending_demand(self) -> list[dict[str, Any]]:
+        """Resource shapes waiting to be placed, with how many and why (for the head and the autoscaler)."""
+        found: dict[tuple[str, tuple[tuple[str, float], ...]], int] = {}
+        for queue in self.ready.values():
+            for t in queue:
+                if t.state == READY and not t.cancelled:
+                    key = ("task", tuple(sorted(t.wire.resources.items())))
+                    found[key] = found.get(key, 0) + 1
+        for actor in self.actors.pending:
+            key = ("actor", tuple(sorted(actor.creation.wire.resources.items())))
+            found[key] = found.get(key, 0) + 1
+        for pg in self.actors.placement_groups.values():
+            if pg.state == "PENDING":
+                for bundle in pg.bundle_specs:
+                    key = ("placement_group", tuple(sorted(bundle.items())))
+                    found[key] = found.get(key, 0) + 1
+        out = []
+        for (kind, shape), count in found.items():
+            need = dict(shape)
+            reason = (
+                "waiting for resources in use to be released"
+                if self.resources.feasible(need)
+                else f"no node can provide {need}"
+            )
+            out.append({"shape": need, "count": count, "kind": kind, "reason": reason})
+        return out
+
     def cluster_resources(self) -> dict[str, float]:
         return dict(self.resources.total)
 
@@ -1034,4 +868,5 @@ NodeRuntime._handlers = {
     P.REFS: NodeRuntime._on_refs,
     P.UNPIN: NodeRuntime._on_unpin,
     P.PUT: NodeRuntime._on_put,
+    P.HELLO: NodeRuntime._on_hello,
 }

@@ -26,10 +26,10 @@ class WorkerProc:
     """A worker process as the node runtime sees it."""
 
     worker_id: int
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # None for a connected driver
     conn: NonBlockingConnection
     env_key: str
-    state: str = "starting"  # starting | idle | busy | actor | dead
+    state: str = "starting"  # starting | idle | busy | actor | retiring | dead; hello | client for drivers
     known_functions: set[bytes] = field(default_factory=set)
     task: Any = None  # the task it runs (task workers)
     actor: Any = None  # the actor it hosts (actor workers)
@@ -43,6 +43,8 @@ class WorkerProc:
     retire: bool = False  # exit once the current task is done
     last_task_name: str | None = None
     pumps: list[Any] = field(default_factory=list)
+    kind: str = "worker"  # worker | client
+    client_pid: int = 0
 
     def close_output(self) -> None:
         """Forward what is left of its output, then close the pipes."""
@@ -51,13 +53,15 @@ class WorkerProc:
                 if not pump.read():
                     break
         self.pumps.clear()
+        if self.proc is None:
+            return
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.proc.pid if self.proc is not None else self.client_pid
 
 
 def spawn_worker(
@@ -111,6 +115,8 @@ def spawn_worker(
 
 
 def kill_worker(w: WorkerProc, sig: int = signal.SIGKILL) -> None:
+    if w.proc is None:
+        return
     try:
         w.proc.send_signal(sig)
     except (ProcessLookupError, OSError):

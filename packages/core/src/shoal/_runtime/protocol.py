@@ -41,7 +41,7 @@ REFS = 15  # (REFS, [(object_id, delta), ...], [(actor_id, delta), ...])
 UNPIN = 16  # (UNPIN, [object_id, ...])
 PUT = 17  # (PUT, object_id, payload, contained_ids)
 READY = 18  # (READY, pid)
-LOG = 19  # reserved
+HELLO = 20  # (HELLO, job_config): a connected driver's first message after the token handshake
 
 # -- payload kinds -----------------------------------------------------------
 INLINE = 0
@@ -128,6 +128,10 @@ class NonBlockingConnection:
     def pending_output(self) -> bool:
         return bool(self._out)
 
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        """Messages in bytes that were read before this connection existed."""
+        return list(self._reader.feed(data))
+
     def receive(self) -> list[tuple[Any, ...]] | None:
         """Every complete message available now; None once the peer has closed."""
         msgs: list[tuple[Any, ...]] = []
@@ -171,6 +175,10 @@ class BlockingConnection:
 
     def send_bytes(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        """Messages in bytes read elsewhere (e.g. during a handshake)."""
+        return list(self._reader.feed(data))
 
     def receive(self, timeout: float | None = None, spin: bool = True) -> list[tuple[Any, ...]]:
         """At least one message, or [] after ``timeout``; raises ConnectionError on EOF."""

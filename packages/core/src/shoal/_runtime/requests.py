@@ -138,11 +138,12 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             node.actors.kill(*args)
             reply(None)
         elif op == "get_actor":
-            reply(node.actors.get_named(*args))
+            name, namespace = args
+            reply(node.actors.get_named(name, namespace or node.job_for(w.worker_id).namespace))
         elif op == "actor_info":
             reply(node.actors.actor_info(args))
         elif op == "list_named_actors":
-            reply(node.actors.list_named(args))
+            reply(node.actors.list_named(args, node.job_for(w.worker_id).namespace))
         elif op == "cancel":
             node.cancel(*args)
             reply(None)

@@ -19,7 +19,6 @@ import concurrent.futures
 import contextvars
 import ctypes
 import inspect
-import itertools
 import os
 import signal
 import socket
@@ -30,23 +29,13 @@ from typing import Any
 import cloudpickle
 
 from shoal._runtime import protocol as P
+from shoal._runtime.client import RuntimeClient
 from shoal._runtime.errors import task_error
 from shoal._runtime.serialization import loads_callable
 from shoal._runtime.values import DepMarker, decode_payload, encode_error, encode_value
 from shoal.exceptions import AsyncioActorExit, TaskCancelledError
 
 _FN_CACHE_MAX = 1024
-
-
-class _Waiter:
-    __slots__ = ("callback", "done", "event", "ok", "result")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.done = False
-        self.ok = False
-        self.result: Any = None
-        self.callback: Any = None
 
 
 class TaskContext:
@@ -74,26 +63,14 @@ class TaskContext:
 _CONTEXT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("shoal_task", default=None)
 
 
-class Worker:
+class Worker(RuntimeClient):
     """The executing side of a worker process."""
 
     def __init__(self, sock: socket.socket, spin_us: int) -> None:
-        self.conn = P.BlockingConnection(sock, spin_us)
-        self.send_lock = threading.Lock()
-        self.reader_lock = threading.Lock()
+        super().__init__(P.BlockingConnection(sock, spin_us))
         self.pid = os.getpid()
         self.functions: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
         self.work: collections.deque[tuple[Any, ...]] = collections.deque()
-        self.replies: dict[int, _Waiter] = {}
-        self.request_ids = itertools.count(1)
-        # Reference tracking: local counts, ids this process created, deltas to send.
-        self.ref_lock = threading.Lock()
-        self.ref_counts: dict[bytes, int] = {}
-        self.created: set[bytes] = set()
-        self.ref_deltas: list[tuple[bytes, int]] = []
-        self.handle_deltas: list[tuple[bytes, int]] = []
-        self.handle_counts: dict[bytes, int] = {}
-        self.unpins: list[bytes] = []
         # Actor state.
         self.actor: Any = None
         self.actor_id: bytes | None = None
@@ -111,135 +88,23 @@ class Worker:
         self.main_cancel = False
         self.retry_types: dict[bytes, tuple[type[BaseException], ...]] = {}
         self.exiting = False
-        self.main_ident = threading.get_ident()
-        # Session facts the runtime sends once.
-        self.info: dict[str, Any] = {}
-
-    # -- sending ------------------------------------------------------------
-
-    def _pending_bookkeeping(self) -> bytes:
-        out = b""
-        with self.ref_lock:
-            if self.ref_deltas or self.handle_deltas:
-                out += P.encode((P.REFS, self.ref_deltas, self.handle_deltas))
-                self.ref_deltas = []
-                self.handle_deltas = []
-        if self.unpins:
-            unpins, self.unpins = self.unpins, []
-            out += P.encode((P.UNPIN, unpins))
-        return out
-
-    def send(self, msg: tuple[Any, ...]) -> None:
-        with self.send_lock:
-            self.conn.send_bytes(self._pending_bookkeeping() + P.encode(msg))
-
-    def flush(self) -> None:
-        data = self._pending_bookkeeping()
-        if data:
-            with self.send_lock:
-                self.conn.send_bytes(data)
-
-    # -- reference tracking (called by ObjectRef from any thread) ----------
-
-    def incref(self, object_id: bytes) -> None:
-        with self.ref_lock:
-            n = self.ref_counts.get(object_id, 0)
-            self.ref_counts[object_id] = n + 1
-            if n == 0:
-                if object_id in self.created:
-                    self.created.discard(object_id)
-                else:
-                    self.ref_deltas.append((object_id, 1))
-
-    def decref(self, object_id: bytes) -> None:
-        with self.ref_lock:
-            n = self.ref_counts.get(object_id, 0) - 1
-            if n > 0:
-                self.ref_counts[object_id] = n
-            else:
-                self.ref_counts.pop(object_id, None)
-                self.ref_deltas.append((object_id, -1))
-
-    def mark_created(self, object_id: bytes) -> None:
-        with self.ref_lock:
-            if object_id not in self.ref_counts:
-                self.created.add(object_id)
-
-    def handle_count(self, actor_id: bytes, delta: int) -> None:
-        with self.ref_lock:
-            n = self.handle_counts.get(actor_id, 0) + delta
-            if n > 0:
-                self.handle_counts[actor_id] = n
-                if n == 1 and delta > 0:
-                    self.handle_deltas.append((actor_id, 1))
-            else:
-                self.handle_counts.pop(actor_id, None)
-                self.handle_deltas.append((actor_id, -1))
-
-    def unpin_later(self, object_id: bytes) -> Any:
-        def release() -> None:
-            self.unpins.append(object_id)
-
-        return release
-
-    # -- requests to the runtime -------------------------------------------
-
-    def request(self, op: str, args: Any, callback: Any = None) -> Any:
-        """Send a request and wait for its reply (or, with ``callback``, return at once)."""
-        req_id = next(self.request_ids)
-        waiter = _Waiter()
-        waiter.callback = callback
-        self.replies[req_id] = waiter
-        self.send((P.REQUEST, req_id, op, args))
-        if callback is not None:
-            return None
-        self.wait_for(waiter)
-        if not waiter.ok:
-            raise waiter.result
-        return waiter.result
-
-    def wait_for(self, waiter: _Waiter) -> None:
-        while not waiter.done:
-            if self.reader_lock.acquire(blocking=False):
-                try:
-                    while not waiter.done:
-                        self.flush()
-                        self.dispatch(self.conn.receive(), main=threading.get_ident() == self.main_ident)
-                finally:
-                    self.reader_lock.release()
-            else:
-                waiter.event.wait(0.002)
 
     # -- incoming messages --------------------------------------------------
 
-    def dispatch(self, msgs: list[tuple[Any, ...]], main: bool) -> None:
-        for msg in msgs:
-            kind = msg[0]
-            if kind == P.REPLY:
-                if msg[1] == 0:
-                    self.info = msg[3][1]
-                    continue
-                waiter = self.replies.pop(msg[1], None)
-                if waiter is None:
-                    continue
-                waiter.ok = msg[2]
-                waiter.result = msg[3]
-                waiter.done = True
-                if waiter.callback is not None:
-                    waiter.callback(waiter.ok, waiter.result)
-                waiter.event.set()
-            elif kind == P.ACTOR_CALL and self.mode == "threaded":
-                assert self.pool is not None
-                self.pool.submit(self.run_actor_call, msg)
-            elif kind == P.ACTOR_CALL and self.mode == "async":
-                assert self.loop is not None
-                asyncio.run_coroutine_threadsafe(self.run_async_call(msg), self.loop)
-            elif kind == P.CANCEL:
-                self.cancel(msg[1], msg[2])
-            elif kind == P.EXIT:
-                self.exiting = True
-            else:
-                self.work.append(msg)
+    def on_message(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == P.ACTOR_CALL and self.mode == "threaded":
+            assert self.pool is not None
+            self.pool.submit(self.run_actor_call, msg)
+        elif kind == P.ACTOR_CALL and self.mode == "async":
+            assert self.loop is not None
+            asyncio.run_coroutine_threadsafe(self.run_async_call(msg), self.loop)
+        elif kind == P.CANCEL:
+            self.cancel(msg[1], msg[2])
+        elif kind == P.EXIT:
+            self.exiting = True
+        else:
+            self.work.append(msg)
 
     def cancel(self, task_id: bytes, force: bool) -> None:
         self.cancelled.add(task_id)
@@ -350,10 +215,6 @@ class Worker:
                 raise ValueError(f"{name} returned {len(values)} values, but num_returns={num_returns}")
         max_inline = self.info.get("max_inline", 100 * 1024)
         return [encode_value(v, max_inline, self.allocate) for v in values]
-
-    def allocate(self, nbytes: int) -> tuple[str, int, int]:
-        region: tuple[str, int, int] = self.request("alloc", nbytes)
-        return region
 
     def context(self) -> TaskContext | None:
         return _CONTEXT.get()

@@ -83,11 +83,24 @@ def shoal_backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def shoal_runtime(shoal_backend_name: str) -> Iterator[Any]:
-    """A shoal runtime (2 CPUs) shared by the tests of a module, shut down after them."""
+    """A shoal runtime (2 CPUs) shared by the tests of a module, shut down after them.
+
+    With ``--shoal-backend=cluster`` it is a one-node cluster of real processes on 127.0.0.1.
+    """
     import shoal
 
     if shoal.is_initialized():
         shoal.shutdown()
+    if shoal_backend_name == "cluster":
+        from shoal.testing.cluster import Cluster
+
+        cluster = Cluster()
+        try:
+            cluster.add_node(num_cpus=2)
+            yield cluster.connect()
+        finally:
+            cluster.shutdown()
+        return
     info = shoal.init(backend=shoal_backend_name, num_cpus=2)
     try:
         yield info

@@ -1,0 +1,1 @@
+"""The multi-node cluster: head service, node agents, auth, jobs and the command line."""

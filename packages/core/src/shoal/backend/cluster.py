@@ -1,0 +1,103 @@
+"""The ``cluster`` backend: a driver connected to a node agent of a multi-node cluster.
+
+``shoal.init(address="HOST:PORT")`` asks the head at that address for the
+cluster's nodes, connects to the node agent running on this machine through
+its local socket, and from then on speaks the same protocol as a worker.
+``address="auto"`` uses ``SHOAL_ADDRESS`` or the head last started on this
+machine with ``shoal start --head``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from shoal._cluster.auth import default_token_path, read_token, shoal_home
+from shoal._cluster.client import HeadClient
+from shoal._runtime.driver_client import DriverClient
+from shoal._runtime.worker_backend import WorkerBackend
+from shoal.backend.base import RuntimeInfo
+from shoal.config import Config
+from shoal.exceptions import ConfigError, ShoalSystemError
+
+__all__ = ["ClusterBackend", "resolve_address", "token_for"]
+
+LAST_HEAD_FILE = "last-head"
+
+
+def resolve_address(address: str | None) -> str:
+    """A concrete HOST:PORT for ``address`` (which may be None or "auto")."""
+    if address in (None, "", "auto"):
+        env = os.environ.get("SHOAL_ADDRESS")
+        if env and env != "auto":
+            return env
+        last = shoal_home() / LAST_HEAD_FILE
+        if last.exists():
+            return last.read_text().strip()
+        raise ConfigError(
+            "no cluster address: pass shoal.init(address='HOST:PORT'), set SHOAL_ADDRESS, "
+            "or start a head on this machine with `shoal start --head`"
+        )
+    if ":" not in address:
+        raise ConfigError(f"a cluster address looks like HOST:PORT, got {address!r}")
+    return address
+
+
+def token_for(address: str, token_path: str | None) -> str:
+    if token_path:
+        return read_token(Path(token_path))
+    path = default_token_path(address)
+    if not path.exists():
+        path = default_token_path()
+    return read_token(path)
+
+
+def _pick_node(nodes: list[Any]) -> Any:
+    """The node agent to attach to: one on this machine, the head first."""
+    host = socket.gethostname()
+    local = [n for n in nodes if n.alive and n.hostname == host and os.path.exists(n.unix_socket)]
+    if not local:
+        raise ShoalSystemError(
+            "no live node of this cluster runs on this machine; start one with "
+            "`shoal start --address HEAD` (drivers attach to a local node agent)"
+        )
+    local.sort(key=lambda n: (not n.is_head, n.node_id))
+    return local[0]
+
+
+class ClusterBackend(WorkerBackend):
+    """A driver of a multi-node cluster."""
+
+    name = "cluster"
+
+    def __init__(self, config: Config) -> None:
+        self.address = resolve_address(config.address)
+        token = token_for(self.address, config.token_path)
+        head = HeadClient(self.address, token)
+        try:
+            info = head.cluster_info()
+        finally:
+            head.close()
+        node = _pick_node(list(info.nodes))
+        job_config = {
+            "namespace": config.namespace,
+            "runtime_env": dict(config.values.get("runtime_env") or {}),
+        }
+        self._client = DriverClient(node.unix_socket, token, job_config)
+        self._node_address = node.address
+        super().__init__(self._client)  # type: ignore[arg-type]
+
+    def runtime_info(self) -> RuntimeInfo:
+        info = self._client.info
+        return RuntimeInfo(
+            job_id=info.get("job_id", ""),
+            node_id=info.get("node_id", ""),
+            worker_id=info.get("worker_id", f"driver-{os.getpid()}"),
+            namespace=info.get("namespace", ""),
+            runtime_env=dict(info.get("runtime_env") or {}),
+        )
+
+    def shutdown(self) -> None:
+        self._client.close()
