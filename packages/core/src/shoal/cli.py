@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="show the resolved configuration and where each value comes from")
     p.set_defaults(func=_cmd_config)
 
+    from shoal._cluster.cli import register as register_cluster_commands
+
+    register_cluster_commands(sub)
+
     for ep in entry_points(group=COMMANDS_GROUP):
         try:
             register = ep.load()

@@ -135,10 +135,14 @@ class NodeAgent:
             start_failure_detector(self.head_state, self.stop_event)
         else:
             self.token_path = args.token_path or str(default_token_path(args.address))
+        from shoal._cluster.link import LinkServicer
+
+        pb_grpc.add_NodeServicer_to_server(LinkServicer(self.runtime), self.server)
         self.server.start()
+        self.head = HeadClient(self.head_address, self.token)
+        self.runtime.enable_cluster(self.token, NamedActorDirectory(self.head, self.node_id))
         self.runtime.listen(self.socket_path, self.token)
         self.runtime.start()
-        self.head = HeadClient(self.head_address, self.token)
         self._register()
         threading.Thread(target=self._heartbeat_loop, name="shoal-heartbeat", daemon=True).start()
 
@@ -182,8 +186,14 @@ class NodeAgent:
                     self.head.register(self.node_info())
                 with self.runtime.lock:
                     self.runtime.cluster_view = [_node_dict(n) for n in reply.nodes]
-            except Exception as e:  # noqa: BLE001 - the head may be restarting; keep trying
-                log.debug("heartbeat failed: %s", e)
+                    peers = self.runtime.peers
+                    for n in reply.nodes:
+                        if not n.alive and n.node_id != self.node_id and n.node_id not in peers.dead:
+                            peers.on_node_dead(n.node_id)
+                    # Work waiting for other nodes may fit now.
+                    self.runtime.dispatch()
+            except Exception as e:
+                log.warning("heartbeat failed: %s", e, exc_info=True)
 
     def write_ready(self, path: str) -> None:
         data = {
@@ -213,6 +223,37 @@ class NodeAgent:
         import shutil
 
         shutil.rmtree(self.session_dir, ignore_errors=True)
+
+
+class NamedActorDirectory:
+    """Cluster-wide actor names, kept in the head's KV store (and so surviving a head restart)."""
+
+    NS = "named_actors"
+
+    def __init__(self, head: HeadClient, node_id: str) -> None:
+        self.head = head
+        self.node_id = node_id
+
+    @staticmethod
+    def _key(namespace: str, name: str) -> str:
+        return f"{namespace}\x00{name}"
+
+    def register(self, namespace: str, name: str, actor_id: bytes, info: Any) -> bool:
+        import pickle
+
+        value = pickle.dumps((actor_id, self.node_id, info))
+        return self.head.kv_put(self.NS, self._key(namespace, name), value, overwrite=False)
+
+    def lookup(self, namespace: str, name: str) -> tuple[bytes, str, Any] | None:
+        import pickle
+
+        value = self.head.kv_get(self.NS, self._key(namespace, name))
+        return None if value is None else pickle.loads(value)
+
+    def remove(self, namespace: str, name: str, actor_id: bytes) -> None:
+        found = self.lookup(namespace, name)
+        if found is not None and found[0] == actor_id:
+            self.head.kv_delete(self.NS, self._key(namespace, name))
 
 
 def _node_dict(n: pb.NodeInfo) -> dict[str, Any]:

@@ -63,6 +63,14 @@ class ActorManager:
     def get_named(self, name: str, namespace: str | None) -> ActorInfo:
         ns = namespace or self.node.namespace
         actor_id = self.named.get((ns, name))
+        if actor_id is None and self.node.directory is not None:
+            found = self.node.directory.lookup(ns, name)
+            if found is not None:
+                remote_id, node_id, info = found
+                if remote_id in self.actors and self.actors[remote_id].state != "dead":
+                    return self.info(self.actors[remote_id])
+                self.add_proxy(remote_id, node_id, info)
+                return info
         if actor_id is None:
             raise ValueError(
                 f"Failed to look up actor with name {name!r} in namespace {ns!r}: no live actor has "
@@ -85,10 +93,11 @@ class ActorManager:
 
     # -- creation -------------------------------------------------------------
 
-    def create(self, wire: Any, owner: int) -> ActorInfo:
+    def create(self, wire: Any, owner: int, job_id: str | None = None) -> ActorInfo:
         opts = dict(wire.actor_opts)
         name = opts["name"]
         namespace = opts["namespace"]
+        node = self.node
         if name is not None:
             existing_id = self.named.get((namespace, name))
             if existing_id is not None:
@@ -99,9 +108,24 @@ class ActorManager:
                     f"an actor named {name!r} already exists in namespace {namespace!r}; "
                     "use get_if_exists=True or shoal.get_actor() to reuse it"
                 )
-        node = self.node
-        task = node.register_task(wire, owner)
+        task = node.register_task(wire, owner, job_id)
         actor = Actor(task, opts)
+        # Names are cluster-wide: the head's directory decides who gets one.
+        if (
+            name is not None
+            and node.directory is not None
+            and job_id is None
+            and not node.directory.register(namespace, name, actor.actor_id, self.info(actor))
+        ):
+            node.release_task(task)
+            found = node.directory.lookup(namespace, name)
+            if found is not None and opts["get_if_exists"]:
+                self.add_proxy(found[0], found[1], found[2])
+                return found[2]
+            raise ValueError(
+                f"an actor named {name!r} already exists in namespace {namespace!r}; "
+                "use get_if_exists=True or shoal.get_actor() to reuse it"
+            )
         self.actors[actor.actor_id] = actor
         if name is not None:
             self.named[(namespace, name)] = actor.actor_id
@@ -134,7 +158,17 @@ class ActorManager:
             need = task.wire.resources
             # Ray's rule: an actor needs one CPU to be placed even if it holds none afterwards.
             check = need if (need.get("CPU", 0.0) > 0 or bundle is not None) else {**need, "CPU": 1.0}
-            if not node.resources.fits(check, bundle):
+            local_fits = node.resources.fits(check, bundle)
+            if node.peers is not None and bundle is None and not task.forwarded_in:
+                target = node.peers.choose(check, task.wire.scheduling, local_fits)
+                if target is not None and target != node.node_id:
+                    self.pending.remove(actor)
+                    actor.state = "pending"
+                    node.peers.forward(task, target)
+                    continue
+                if target is None:
+                    continue
+            if not local_fits:
                 continue
             w = node.idle_worker(task.env_key)
             if w is None:
@@ -205,6 +239,10 @@ class ActorManager:
         task.state = WAITING
         missing = [d for d in set(task.wire.deps) if not node.objects.is_ready(d)]
         task.pending_deps = len(missing)
+        if node.peers is not None:
+            for dep in missing:
+                if node.objects.is_remote(dep):
+                    node.peers.pull(dep)
         for dep in missing:
             if not node.objects.add_waiter(dep, functools.partial(self._call_dep_arrived, task, actor)):
                 task.pending_deps -= 1
@@ -218,9 +256,14 @@ class ActorManager:
 
     def pump(self, actor: Actor) -> None:
         """Send queued calls, in submission order, whose arguments are ready."""
-        if actor.state != "alive" or actor.worker is None:
+        if actor.state != "alive":
             return
         node = self.node
+        if actor.remote_node is not None:
+            self._pump_remote(actor)
+            return
+        if actor.worker is None:
+            return
         w = actor.worker
         queue = actor.queue
         while queue:
@@ -256,6 +299,50 @@ class ActorManager:
         w.conn.flush()
         if actor.terminating and not queue and not actor.inflight:
             self._finish_out_of_scope(actor)
+
+    def _pump_remote(self, actor: Actor) -> None:
+        node = self.node
+        queue = actor.queue
+        while queue:
+            task = queue[0]
+            if task.cancelled:
+                queue.popleft()
+                continue
+            if task.pending_deps > 0:
+                break
+            queue.popleft()
+            err = node.dep_error(task)
+            if err is not None:
+                node.fail_task_payload(task, err)
+                continue
+            try:
+                node.peers.forward(task, actor.remote_node)
+            except Exception as e:  # noqa: BLE001 - the node is gone: the call fails, not the runtime
+                node.fail_task(task, ActorDiedError(f"cannot reach the actor's node: {e}", actor.actor_id.hex()))
+
+    def add_proxy(self, actor_id: bytes, node_id: str, info: ActorInfo | None = None) -> Actor:
+        """A stand-in for an actor that lives on another node, so calls can queue and be forwarded."""
+        actor = self.actors.get(actor_id)
+        if actor is not None:
+            return actor
+        opts = {
+            "class_name": info.class_name if info else "Actor",
+            "name": info.name if info else None,
+            "namespace": info.namespace if info else "",
+            "detached": True,  # its lifetime is decided where it lives
+            "max_restarts": 0,
+            "max_task_retries": info.max_task_retries if info else 0,
+            "max_pending_calls": -1,
+            "methods": info.methods if info else {},
+            "is_async": info.is_async if info else False,
+        }
+        actor = Actor(None, opts, actor_id=actor_id)
+        actor.remote_node = node_id
+        actor.state = "alive"
+        self.actors[actor_id] = actor
+        if self.node.peers is not None:
+            self.node.peers.remote_actors[actor_id] = node_id
+        return actor
 
     def call_done(
         self,
@@ -325,6 +412,8 @@ class ActorManager:
         actor.handles += delta
         if delta > 0:
             actor.handles_seen = True
+        if actor.remote_node is not None and self.node.peers is not None:
+            self.node.peers.handle_delta(actor_id, delta)
         if actor.handles <= 0 and actor.handles_seen and not actor.detached and actor.state != "dead":
             actor.terminating = True
             if not actor.queue and not actor.inflight:
@@ -343,6 +432,12 @@ class ActorManager:
         actor = self.actors.get(actor_id)
         if actor is None or actor.state == "dead":
             return
+        if actor.remote_node is not None and self.node.peers is not None:
+            self.node.peers.kill_remote(actor_id, no_restart)
+            if no_restart or actor.creation is None:
+                actor.no_restart = True
+                self._die(actor, ActorDiedError("The actor was killed by shoal.kill().", actor.actor_id.hex()))
+            return
         if no_restart or actor.restarts_left == 0:
             actor.no_restart = True
             self._die(actor, ActorDiedError("The actor was killed by shoal.kill().", actor.actor_id.hex()))
@@ -350,8 +445,12 @@ class ActorManager:
         if actor.worker is not None:
             kill_worker(actor.worker)
 
-    def worker_died(self, actor: Actor, w: WorkerProc) -> None:
+    def worker_died(self, actor: Actor, w: WorkerProc | None) -> None:
+        """The actor's process (or, with ``w`` None, its node) is gone: restart it or let it die."""
         node = self.node
+        if actor.creation is None:
+            self._die(actor, ActorDiedError("The node the actor lived on died.", actor.actor_id.hex()))
+            return
         if actor.grant is not None:
             node.resources.release(actor.grant)
             actor.grant = None
@@ -388,7 +487,13 @@ class ActorManager:
             self.pending.append(actor)
             node.dispatch()
             return
-        how = "while being created" if creating else f"unexpectedly (pid={w.pid}, exit code {w.proc.returncode})"
+        if creating:
+            how = "while being created"
+        elif w is None:
+            how = "because its node died"
+        else:
+            code = w.proc.returncode if w.proc is not None else None
+            how = f"unexpectedly (pid={w.pid}, exit code {code})"
         self._die(actor, ActorDiedError(f"The actor died {how} and will not be restarted.", actor.actor_id.hex()))
         for t in inflight:
             node.fail_task(t, actor.death_error)  # type: ignore[arg-type]
@@ -417,8 +522,10 @@ class ActorManager:
             node.resources.release(actor.grant)
             actor.grant = None
         creation = actor.creation
-        if creation.state != "finished":
+        if creation is not None and creation.state != "finished":
             node.release_task(creation)
+        if actor.name is not None and node.directory is not None and actor.creation is not None:
+            node.directory.remove(actor.namespace, actor.name, actor.actor_id)
         node.dispatch()
 
     # -- placement groups -------------------------------------------------

@@ -29,13 +29,13 @@ from typing import Any
 
 from shoal._runtime import protocol as P
 from shoal._runtime.actors import ActorManager
-from shoal._runtime.objects import ObjectTable
+from shoal._runtime.objects import REMOTE, ObjectTable
 from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
 from shoal._runtime.procs import WorkerProc, kill_worker
 from shoal._runtime.resources import NodeResources
 from shoal._runtime.store import SharedMemoryStore
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
-from shoal._runtime.values import encode_error
+from shoal._runtime.values import encode_error, payload_size
 from shoal._runtime.wire import CALL, CREATE, STREAM, TaskWire
 from shoal.exceptions import (
     ObjectLostError,
@@ -127,6 +127,8 @@ class NodeRuntime(ProcessPool):
         self._prestart = prestart
         self.init_jobs(Job(job_id, namespace, dict(job_runtime_env or {})))
         self.cluster_view: list[dict[str, Any]] = []  # other nodes, from the head's heartbeat replies
+        self.peers: Any = None  # PeerManager once the node is part of a cluster
+        self.directory: Any = None  # the head's named-actor directory, in a cluster
         self.thread = threading.Thread(target=self._loop, name="shoal-runtime", daemon=True)
 
     # -- lifecycle ----------------------------------------------------------
@@ -148,7 +150,8 @@ class NodeRuntime(ProcessPool):
             kill_worker(w)
         for w in workers:
             try:
-                w.proc.wait(timeout=5)
+                if w.proc is not None:
+                    w.proc.wait(timeout=5)
             except Exception:  # noqa: BLE001 - nothing more to do for a stuck child
                 pass
             w.conn.close()
@@ -157,6 +160,11 @@ class NodeRuntime(ProcessPool):
             self.workers.clear()
             self.store.close()
             self.objects.objects.clear()
+        if self.listener is not None:
+            path = self.listener.getsockname()
+            self.listener.close()
+            if isinstance(path, str) and os.path.exists(path):
+                os.unlink(path)
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -216,11 +224,22 @@ class NodeRuntime(ProcessPool):
                 self._run_timers()
 
     def _poll_timeout(self) -> float:
+        if self._flush_pending():
+            return 0.002
         if self.releases or self.unpins:
             return 0.05
         if self.timers:
             return max(0.0, min(1.0, self.timers[0][0] - time.monotonic()))
         return 1.0
+
+    def _flush_pending(self) -> bool:
+        """Write what connections could not take at once; True while some output still waits."""
+        waiting = False
+        for w in self.workers.values():
+            if w.conn.pending_output and not w.conn.closed:
+                w.conn.flush()
+                waiting = waiting or w.conn.pending_output
+        return waiting
 
     def _run_timers(self) -> None:
         now = time.monotonic()
@@ -268,15 +287,20 @@ class NodeRuntime(ProcessPool):
         if holds is not None:
             holds[object_id] = holds.get(object_id, 0) + 1
 
-    def submit(self, wire: TaskWire, owner: int) -> None:
-        """Accept a task (or actor call) from the driver or a worker."""
-        self.start_task(self.register_task(wire, owner))
+    def submit(self, wire: TaskWire, owner: int, job_id: str | None = None) -> None:
+        """Accept a task (or actor call) from the driver, a worker or another node."""
+        self.start_task(self.register_task(wire, owner, job_id))
 
-    def register_task(self, wire: TaskWire, owner: int) -> Task:
-        """Record a task, create its return objects and keep its arguments alive."""
+    def register_task(self, wire: TaskWire, owner: int, job_id: str | None = None) -> Task:
+        """Record a task, create its return objects and keep its arguments alive.
+
+        ``job_id`` names the job of a task forwarded by another node.
+        """
         if wire.fn_bytes is not None and wire.fn_id is not None:
             self.functions[wire.fn_id] = wire.fn_bytes
-        task = Task(wire, owner, self.env_key(owner, wire.runtime_env) if wire.kind != CALL else "")
+        env_key = self.env_key(owner, wire.runtime_env, job_id) if wire.kind != CALL else ""
+        task = Task(wire, owner, env_key)
+        task.forwarded_in = job_id is not None
         self.tasks[wire.task_id] = task
         if wire.parent is not None:
             parent = self.tasks.get(wire.parent)
@@ -303,6 +327,11 @@ class NodeRuntime(ProcessPool):
             objects.set_ready(wire.task_id, wire.args, None)
             if alloc is not None:
                 objects.attach_alloc(wire.task_id, alloc)
+        elif wire.args[0] == P.INLINE and payload_size(wire.args) > self.max_inline:
+            # Large arguments that came from another node go to shared memory, like local ones.
+            task.args_id = wire.task_id
+            objects.create(wire.task_id, 1)
+            self.store_local(wire.task_id, wire.args, None)
         return task
 
     def start_task(self, task: Task) -> None:
@@ -314,6 +343,10 @@ class NodeRuntime(ProcessPool):
     def _wait_for_deps(self, task: Task) -> None:
         missing = [d for d in set(task.wire.deps) if not self.objects.is_ready(d)]
         task.pending_deps = len(missing)
+        if self.peers is not None:
+            for dep in missing:
+                if self.objects.is_remote(dep):
+                    self.peers.pull(dep)
         if not missing:
             self._deps_ready(task)
             return
@@ -429,13 +462,25 @@ class NodeRuntime(ProcessPool):
                     queue.popleft()
                     self.fail_task(task, ShoalError(f"the placement group of {task.name} was removed"))
                     continue
-                if bundle is False or not self.resources.fits(task.wire.resources, bundle):
+                local_fits = bundle is not False and self.resources.fits(task.wire.resources, bundle)
+                if self.peers is not None and bundle is None and not task.forwarded_in:
+                    target = self.peers.choose(task.wire.resources, task.wire.scheduling, local_fits)
+                    if target is not None and target != self.node_id:
+                        queue.popleft()
+                        self.peers.placed(task.wire.scheduling)
+                        self.peers.forward(task, target)
+                        continue
+                    if target is None and task.wire.scheduling is not None and not local_fits:
+                        break
+                if not local_fits:
                     break
                 w = self.idle_worker(task.env_key)
                 if w is None:
                     self.need_worker(task.env_key)
                     break
                 queue.popleft()
+                if self.peers is not None:
+                    self.peers.placed(task.wire.scheduling)
                 self._run(task, w, bundle)
             if not queue:
                 del self.ready[key]
@@ -679,6 +724,26 @@ class NodeRuntime(ProcessPool):
 
             self.add_timer(timeout, expire)
 
+    def generator_item_for_peer(self, gen_id: bytes, index: int, w: WorkerProc, reply: Callable[[Any], None]) -> None:
+        """The next value of a generator forwarded here, as (item_id, bytes payload, nested refs), or None."""
+        from shoal._runtime.peers import to_inline
+
+        def answer(item_id: bytes | None) -> None:
+            if item_id is None:
+                reply(None)
+                return
+            obj = self.objects.objects.get(item_id)
+            if obj is None or obj.payload is None:
+                reply(None)
+                return
+            contained = list(obj.contained or [])
+            for cid in contained:
+                self.objects.incref(cid)
+                self.add_hold(w.worker_id, cid)
+            reply((item_id, to_inline(self.objects.readable_payload(item_id)), contained))
+
+        self.generator_next(gen_id, index, w.worker_id, answer, None)
+
     def generator_completed(self, gen_id: bytes, owner: int) -> bytes:
         gen = self.generators[gen_id]
         self.objects.incref(gen.completion_id)
@@ -787,13 +852,19 @@ class NodeRuntime(ProcessPool):
             self.objects.unpin(object_id)
 
     def _on_submit(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
-        self.submit(msg[1], w.worker_id)
+        job_id = None
+        if len(msg) > 2 and w.kind == "peer" and self.peers is not None:
+            job_id = self.peers.accept_extra(w.worker_id, msg[2])
+        self.submit(msg[1], w.worker_id, job_id)
 
     def _on_put(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
         _, object_id, payload, contained = msg
         self.objects.create(object_id, 1)
         self.add_hold(w.worker_id, object_id)
-        self.store_result(w.worker_id, object_id, payload, contained)
+        if w.kind == "peer":
+            self.store_local(object_id, payload, contained)
+        else:
+            self.store_result(w.worker_id, object_id, payload, contained)
 
     def _on_request(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
         from shoal._runtime.requests import handle_request
@@ -837,12 +908,76 @@ class NodeRuntime(ProcessPool):
             out.append({"shape": need, "count": count, "kind": kind, "reason": reason})
         return out
 
+    def enable_cluster(self, token: str, directory: Any) -> None:
+        """Make this node part of a cluster: it may send work to, and take work from, other nodes."""
+        from shoal._runtime.peers import PeerManager
+
+        self.peers = PeerManager(self, token)
+        self.directory = directory
+        self.objects.release_remote = self.peers.release
+
     def cluster_resources(self) -> dict[str, float]:
-        return dict(self.resources.total)
+        if not self.cluster_view:
+            return dict(self.resources.total)
+        total: dict[str, float] = {}
+        for n in self.cluster_view:
+            if n["alive"]:
+                for k, v in n["total"].items():
+                    total[k] = total.get(k, 0.0) + v
+        return total
 
     def available_resources(self) -> dict[str, float]:
         # As in Ray, a resource that is fully in use is left out.
+        if not self.cluster_view:
+            return {k: v for k, v in self.resources.free.items() if v > 1e-9}
+        free: dict[str, float] = {}
+        for n in self.cluster_view:
+            if not n["alive"]:
+                continue
+            pool = self.resources.free if n["node_id"] == self.node_id else n["available"]
+            for k, v in pool.items():
+                free[k] = free.get(k, 0.0) + v
+        return {k: v for k, v in free.items() if v > 1e-9}
+
+    def local_available(self) -> dict[str, float]:
         return {k: v for k, v in self.resources.free.items() if v > 1e-9}
+
+    def all_nodes(self) -> list[dict[str, Any]]:
+        if not self.cluster_view:
+            return [self.node_info()]
+        return [
+            {
+                "NodeID": n["node_id"],
+                "Alive": n["alive"],
+                "NodeManagerAddress": n["address"].rsplit(":", 1)[0],
+                "NodeManagerPort": int(n["address"].rsplit(":", 1)[1]),
+                "NodeManagerHostname": n["hostname"],
+                "NodeName": n["address"].rsplit(":", 1)[0],
+                "Resources": dict(n["total"]),
+                "alive": n["alive"],
+            }
+            for n in self.cluster_view
+        ]
+
+    def store_local(self, object_id: bytes, payload: tuple[Any, ...], contained: list[bytes] | None) -> None:
+        """Keep a value that came from elsewhere, moving large bytes into shared memory."""
+        from shoal._runtime.store import layout_size, write_into
+        from shoal._runtime.values import payload_size
+
+        alloc = None
+        if payload[0] == P.INLINE and payload_size(payload) > self.max_inline:
+            data, buffers = payload[1], payload[2]
+            total = layout_size([len(data), *(len(b) for b in buffers)])
+            alloc = self.objects.allocate(total)
+            offsets = write_into(alloc.path, alloc.offset, alloc.size, [data, *buffers])
+            spans = [(o, len(b)) for o, b in zip(offsets[1:], buffers, strict=True)]
+            payload = (P.SHM, alloc.path, alloc.offset, alloc.size, len(data), spans)
+        entry = self.objects.objects.get(object_id)
+        if entry is not None and entry.payload is not None and entry.payload[0] == REMOTE:
+            entry.payload = None  # a remote stand-in is replaced by the local copy
+        if alloc is not None:
+            self.objects.attach_alloc(object_id, alloc)
+        self.objects.set_ready(object_id, payload, contained)
 
     def node_info(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from shoal.exceptions import ObjectStoreFullError
 __all__ = ["SPILLED", "Obj", "ObjectTable"]
 
 SPILLED = 3  # payload kind, internal to the runtime: (SPILLED, file, size, data_len, spans)
+REMOTE = 4  # payload kind: (REMOTE, node_id): the value lives on another node, which we hold a ref on
 
 
 class Obj:
@@ -42,6 +43,8 @@ class ObjectTable:
 
     def __init__(self, store: SharedMemoryStore, spill_dir: str) -> None:
         self.store = store
+        # Called when an entry standing for a remote object is freed: (object_id, node_id).
+        self.release_remote: Callable[[bytes, str], None] | None = None
         self.spill_dir = spill_dir
         self.objects: dict[bytes, Obj] = {}
         # Spill candidates in the order they were stored (oldest first).
@@ -66,11 +69,11 @@ class ObjectTable:
         if obj is None:
             # Nobody holds it any more (e.g. the caller dropped the ref before the task
             # finished): release what the payload owns.
-            self._release_payload(payload, None, contained)
+            self._release_payload(object_id, payload, None, contained)
             return
-        if obj.payload is not None:
+        if obj.payload is not None and obj.payload[0] != REMOTE:
             # A retry or a restored value racing a duplicate: keep the first.
-            self._release_payload(payload, None, contained)
+            self._release_payload(object_id, payload, None, contained)
             return
         obj.payload = payload
         if contained:
@@ -133,13 +136,19 @@ class ObjectTable:
     def _free(self, object_id: bytes, obj: Obj) -> None:
         del self.objects[object_id]
         self._spillable.pop(object_id, None)
-        self._release_payload(obj.payload, obj.alloc, obj.contained)
+        self._release_payload(object_id, obj.payload, obj.alloc, obj.contained)
 
     def _release_payload(
-        self, payload: tuple[Any, ...] | None, alloc: Allocation | None, contained: list[bytes] | None
+        self,
+        object_id: bytes,
+        payload: tuple[Any, ...] | None,
+        alloc: Allocation | None,
+        contained: list[bytes] | None,
     ) -> None:
         if alloc is not None:
             self.store.free(alloc)
+        if payload is not None and payload[0] == REMOTE and self.release_remote is not None:
+            self.release_remote(object_id, payload[1])
         if payload is not None and payload[0] == SPILLED:
             self.spilled_bytes -= payload[2]
             try:
@@ -151,9 +160,9 @@ class ObjectTable:
                 self.decref(cid)
 
     def add_waiter(self, object_id: bytes, waiter: Callable[[], None]) -> bool:
-        """Register ``waiter`` for a pending object; False if it is ready (or unknown) already."""
+        """Register ``waiter`` for a pending (or remote) object; False if it is here (or unknown)."""
         obj = self.objects.get(object_id)
-        if obj is None or obj.payload is not None:
+        if obj is None or (obj.payload is not None and obj.payload[0] != REMOTE):
             return False
         if obj.waiters is None:
             obj.waiters = [waiter]
@@ -170,8 +179,13 @@ class ObjectTable:
                 pass
 
     def is_ready(self, object_id: bytes) -> bool:
+        """Is the value (or error) here on this node?"""
         obj = self.objects.get(object_id)
-        return obj is not None and obj.payload is not None
+        return obj is not None and obj.payload is not None and obj.payload[0] != REMOTE
+
+    def is_remote(self, object_id: bytes) -> bool:
+        obj = self.objects.get(object_id)
+        return obj is not None and obj.payload is not None and obj.payload[0] == REMOTE
 
     # -- memory ---------------------------------------------------------------
 

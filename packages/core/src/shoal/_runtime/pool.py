@@ -1,3 +1,5 @@
+# mypy: disable-error-code="misc"
+# (mixin methods annotate self as the NodeRuntime they are mixed into)
 """The processes a node runtime talks to: its worker pool, and drivers connected over a local socket.
 
 Workers are started per job and runtime environment (the "env key"), kept
@@ -69,9 +71,9 @@ class ProcessPool:
     def job_for(self: NodeRuntime, owner: int) -> Job:
         return self.jobs[self.job_of.get(owner, self.job_id)]
 
-    def env_key(self: NodeRuntime, owner: int, runtime_env: dict[str, Any] | None) -> str:
+    def env_key(self: NodeRuntime, owner: int, runtime_env: dict[str, Any] | None, job_id: str | None = None) -> str:
         """The worker kind a task of ``owner`` needs: its job, and its runtime env (or the job's)."""
-        job = self.job_for(owner)
+        job = self.jobs[job_id] if job_id is not None else self.job_for(owner)
         renv = runtime_env if runtime_env is not None else job.runtime_env
         key = env_key_of(job.job_id, renv)
         if key not in self.env_specs:
@@ -95,12 +97,14 @@ class ProcessPool:
         w, _ = spawn_worker(
             worker_id, env_key, env_vars, renv.get("working_dir"), self.spin_us, self.log_to_driver, log_file
         )
+        w.conn.on_pending = self.wake
         self.workers[worker_id] = w
         self.holds[worker_id] = w.holds
         self.job_of[worker_id] = job_id
         self.starting[env_key] = self.starting.get(env_key, 0) + 1
         self._watch(w.conn.fd, functools.partial(self._on_readable, w))
         if self.log_to_driver:
+            assert w.proc is not None
             for stream, is_err in ((w.proc.stdout, False), (w.proc.stderr, True)):
                 assert stream is not None
                 pump = LogPump(stream.fileno(), is_err, functools.partial(self._log_label, w))
@@ -230,7 +234,8 @@ class ProcessPool:
         if pool and w in pool:
             pool.remove(w)
         try:
-            w.proc.wait(timeout=1)
+            if w.proc is not None:
+                w.proc.wait(timeout=1)
         except Exception:  # noqa: BLE001 - a stuck zombie must not stop the node
             pass
         for pump in w.pumps:
@@ -259,7 +264,7 @@ class ProcessPool:
                 task.retries_left -= 1
             self._requeue(task)
             return
-        code = w.proc.returncode
+        code = w.proc.returncode if w.proc is not None else None
         self.fail_task(
             task,
             WorkerCrashedError(
@@ -344,6 +349,7 @@ class ProcessPool:
     def _add_client(self: NodeRuntime, conn: socket.socket, pid: int, rest: bytes) -> None:
         worker_id = next(self._worker_ids)
         w = WorkerProc(worker_id, None, P.NonBlockingConnection(conn), "", state="hello", kind="client", client_pid=pid)
+        w.conn.on_pending = self.wake
         self.workers[worker_id] = w
         self.holds[worker_id] = w.holds
         self._watch(w.conn.fd, functools.partial(self._on_readable, w))
@@ -371,6 +377,33 @@ class ProcessPool:
             "runtime_env": job.runtime_env,
         }
         w.conn.send((P.REPLY, 0, True, ("info", info)))
+
+    # -- peer nodes -----------------------------------------------------------
+
+    def add_peer(self: NodeRuntime, conn: Any) -> WorkerProc:
+        """Another node (or a remote driver) opened a link to this one."""
+        worker_id = next(self._worker_ids)
+        w = WorkerProc(worker_id, None, conn, "", state="client", kind="peer")
+        self.workers[worker_id] = w
+        self.holds[worker_id] = w.holds
+        return w
+
+    def handle_peer_messages(self: NodeRuntime, w: WorkerProc, msgs: list[tuple[Any, ...]]) -> None:
+        handlers = self._handlers
+        for msg in msgs:
+            handler = handlers.get(msg[0])
+            if handler is not None and msg[0] not in (P.READY, P.DONE, P.GEN_ITEM, P.HELLO):
+                handler(self, w, msg)
+        self.dispatch()
+
+    def drop_peer(self: NodeRuntime, w: WorkerProc) -> None:
+        if w.state == "dead":
+            return
+        w.state = "dead"
+        self.workers.pop(w.worker_id, None)
+        self.holds.pop(w.worker_id, None)
+        self._release_peer(w)
+        self.dispatch()
 
     def _on_client_exit(self: NodeRuntime, w: WorkerProc) -> None:
         self._release_peer(w)

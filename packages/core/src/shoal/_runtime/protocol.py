@@ -88,7 +88,7 @@ class FrameReader:
 class NonBlockingConnection:
     """The runtime's side of a worker socket: never blocks, buffers what it cannot send yet."""
 
-    __slots__ = ("_out", "_reader", "closed", "fd", "sock")
+    __slots__ = ("_out", "_reader", "closed", "fd", "on_pending", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -97,6 +97,8 @@ class NonBlockingConnection:
         self._reader = FrameReader()
         self._out = bytearray()
         self.closed = False
+        # Called when output is left waiting (the owner's loop must come back to flush it).
+        self.on_pending: Any = None
 
     def send(self, msg: tuple[Any, ...]) -> None:
         """Queue a message and try to write everything queued."""
@@ -114,6 +116,8 @@ class NonBlockingConnection:
             try:
                 n = self.sock.send(out)
             except BlockingIOError:
+                if self.on_pending is not None:
+                    self.on_pending()
                 return False
             except OSError as e:
                 if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):

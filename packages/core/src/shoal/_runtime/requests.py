@@ -32,7 +32,12 @@ def wait_for_objects(
     """
     objects = node.objects
     unique = list(dict.fromkeys(ids))
-    ready = sum(1 for i in unique if objects.is_ready(i) or i not in objects.objects)
+    ready = 0
+    for i in unique:
+        if objects.is_ready(i) or i not in objects.objects:
+            ready += 1
+        elif node.peers is not None and objects.is_remote(i):
+            node.peers.pull(i)
     if ready >= num_ready:
         on_done(True)
         return _nothing
@@ -82,6 +87,24 @@ def _payloads_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tu
         if payload[0] == P.SHM:
             node.pin_for(w, oid)
         out.append(payload)
+    return out
+
+
+def _portable_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tuple[Any, list[bytes]]]:
+    from shoal._runtime.peers import to_inline
+
+    out: list[tuple[Any, list[bytes]]] = []
+    for oid in ids:
+        obj = node.objects.objects.get(oid)
+        if obj is None or obj.payload is None:
+            err = encode_error(ObjectLostError(f"object {oid.hex()} was freed or never existed", oid.hex()))
+            out.append((err, []))
+            continue
+        contained = list(obj.contained or [])
+        for cid in contained:
+            node.objects.incref(cid)
+            node.add_hold(w.worker_id, cid)
+        out.append((to_inline(node.objects.readable_payload(oid)), contained))
     return out
 
 
@@ -152,7 +175,7 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
         elif op == "available_resources":
             reply(node.available_resources())
         elif op == "nodes":
-            reply([node.node_info()])
+            reply(node.all_nodes())
         elif op == "create_placement_group":
             reply(node.actors.create_placement_group(args))
         elif op == "remove_placement_group":
@@ -169,6 +192,17 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             reply(node.generator_completed(args, w.worker_id))
         elif op == "generator_release":
             node.generator_release(*args)
+        elif op == "get_with_refs":
+            # From a peer node: values as bytes, and a hold for the peer on each nested ref.
+            ids, timeout = args
+            wait_for_objects(node, ids, len(set(ids)), timeout, lambda ok: reply(_portable_for(node, w, ids)))
+        elif op == "generator_item":
+            gen_id, index = args
+            node.generator_item_for_peer(gen_id, index, w, reply)
+        elif op == "create_actor_forwarded":
+            wire, extra = args
+            job_id = node.peers.accept_extra(w.worker_id, extra) if node.peers is not None else None
+            reply(node.actors.create(wire, w.worker_id, job_id=job_id))
         else:
             raise ShoalError(f"unknown request {op!r}")
     except Exception as e:  # noqa: BLE001 - the error goes back to the caller

@@ -29,6 +29,7 @@ class Task:
         "children",
         "env_key",
         "force_cancelled",
+        "forwarded_in",
         "grant",
         "name",
         "owner",
@@ -58,6 +59,7 @@ class Task:
         self.bundle: Bundle | None = None
         self.queue_key: Any = None
         self.name = wire.name
+        self.forwarded_in = False  # sent here by another node: never sent on again
 
     @property
     def task_id(self) -> bytes:
@@ -67,9 +69,10 @@ class Task:
 class Actor:
     """An actor: where it lives, what it has queued, and how often it may restart."""
 
-    def __init__(self, creation: Task, opts: dict[str, Any]) -> None:
-        self.actor_id: bytes = creation.wire.actor_id  # type: ignore[assignment]
-        self.creation = creation
+    def __init__(self, creation: Task | None, opts: dict[str, Any], actor_id: bytes | None = None) -> None:
+        self.actor_id: bytes = actor_id if creation is None else creation.wire.actor_id  # type: ignore[assignment]
+        self.creation: Task = creation  # type: ignore[assignment]  # None for a stand-in of a remote actor
+        self.remote_node: str | None = None  # the node it lives on, when that is not this one
         self.opts = opts
         self.class_name: str = opts["class_name"]
         self.name: str | None = opts["name"]

@@ -1,0 +1,443 @@
+"""Multi-node work: choosing other nodes, forwarding tasks and actors to them, and moving objects.
+
+Rules that keep reference counting simple across nodes:
+
+* A task is owned by the node it was submitted to. When it runs elsewhere,
+  the owner pushes its arguments along and pulls its results back as soon as
+  they exist; the executing node keeps nothing once the owner has them.
+* An object table entry whose payload is ``(REMOTE, node_id)`` stands for an
+  object that lives on another node, and means "this node holds one
+  reference on it there". Reading it pulls a local copy first.
+* Actors live on one node; other nodes record where, forward calls there,
+  and hold one handle on it while they have handles of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from shoal._runtime import protocol as P
+from shoal._runtime.objects import REMOTE
+from shoal._runtime.tasks import READY, RUNNING, Task
+from shoal._runtime.wire import CALL, CREATE, STREAM
+from shoal.exceptions import ActorDiedError, NodeDiedError, ObjectLostError
+from shoal.object_ref import new_id
+
+if TYPE_CHECKING:
+    from shoal._cluster.link import LinkClient
+    from shoal._runtime.actors import Actor
+    from shoal._runtime.node import NodeRuntime
+
+__all__ = ["PeerManager", "REMOTE"]
+
+log = logging.getLogger("shoal.peers")
+
+
+class PeerManager:
+    """Links to other nodes and the bookkeeping of work and objects that cross them."""
+
+    def __init__(self, node: NodeRuntime, token: str) -> None:
+        self.node = node
+        self.token = token
+        self.links: dict[str, LinkClient] = {}
+        self.remote_actors: dict[bytes, str] = {}
+        self.remote_handles: dict[bytes, int] = {}
+        self.forwarded: dict[bytes, tuple[Task, str]] = {}
+        self.forwarded_actors: dict[bytes, tuple[Actor, str]] = {}
+        self.pulling: set[bytes] = set()
+        self.inflight: dict[str, dict[str, float]] = {}
+        self.dead: set[str] = set()
+        self._spread = 0
+
+    # -- the cluster view --------------------------------------------------
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self.node.cluster_view if n["alive"] and n["node_id"] not in self.dead]
+
+    def _available(self, n: dict[str, Any]) -> dict[str, float]:
+        avail = dict(n["available"])
+        for k, v in self.inflight.get(n["node_id"], {}).items():
+            avail[k] = avail.get(k, 0.0) - v
+        return avail
+
+    @staticmethod
+    def _fits(pool: dict[str, float], need: dict[str, float]) -> bool:
+        for k, v in need.items():
+            if v > 0 and pool.get(k, 0.0) + 1e-9 < v:
+                return False
+        return True
+
+    def feasible_anywhere(self, need: dict[str, float]) -> bool:
+        return any(self._fits(n["total"], need) for n in self.nodes())
+
+    def choose(self, need: dict[str, float], sched: tuple[Any, ...] | None, local_fits: bool) -> str | None:
+        """Where to run: this node's id, another node's id, or None (nowhere yet)."""
+        me = self.node.node_id
+        kind = sched[0] if sched is not None else "DEFAULT"
+        if kind == "NODE_AFFINITY":
+            target = sched[1]  # type: ignore[index]
+            alive = {n["node_id"] for n in self.nodes()}
+            if target == me or target in alive:
+                return target
+            return None if not sched[2] else (me if local_fits else self._any_fitting(need))  # type: ignore[index]
+        if kind == "SPREAD":
+            # Round robin over nodes with room; the turn passes only when a task is placed.
+            candidates = [me] + [n["node_id"] for n in self.nodes() if n["node_id"] != me]
+            for i in range(len(candidates)):
+                target = candidates[(self._spread + i) % len(candidates)]
+                ok = local_fits if target == me else self._fits_node(target, need)
+                if ok:
+                    return target
+            return None
+        if local_fits:
+            return me
+        return self._any_fitting(need)
+
+    def placed(self, sched: tuple[Any, ...] | None) -> None:
+        """A task was placed: a SPREAD task moves the round robin on."""
+        if sched is not None and sched[0] == "SPREAD":
+            self._spread += 1
+
+    def _fits_node(self, node_id: str, need: dict[str, float]) -> bool:
+        for n in self.nodes():
+            if n["node_id"] == node_id:
+                return self._fits(self._available(n), need)
+        return False
+
+    def _any_fitting(self, need: dict[str, float]) -> str | None:
+        me = self.node.node_id
+        best = None
+        for n in self.nodes():
+            if n["node_id"] == me:
+                continue
+            avail = self._available(n)
+            if self._fits(avail, need) and (best is None or avail.get("CPU", 0) > best[1]):
+                best = (n["node_id"], avail.get("CPU", 0))
+        return best[0] if best else None
+
+    # -- links ----------------------------------------------------------------
+
+    def link(self, node_id: str) -> LinkClient:
+        from shoal._cluster.link import LinkClient
+
+        link = self.links.get(node_id)
+        if link is not None and not link.closed:
+            return link
+        address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
+        if address is None or node_id in self.dead:
+            raise NodeDiedError(f"node {node_id[:12]} is not part of the cluster")
+        link = LinkClient(self.node, node_id, address, self.token, self.on_link_lost)
+        self.links[node_id] = link
+        return link
+
+    def _reserve(self, node_id: str, need: dict[str, float], sign: float) -> None:
+        pool = self.inflight.setdefault(node_id, {})
+        for k, v in need.items():
+            pool[k] = pool.get(k, 0.0) + sign * v
+
+    # -- moving values ----------------------------------------------------------
+
+    def portable(self, object_id: bytes) -> tuple[Any, ...]:
+        """A payload of a local object that another node can read: shared memory becomes bytes."""
+        payload = self.node.objects.readable_payload(object_id)
+        return to_inline(payload)
+
+    def _job_info(self, task: Task) -> tuple[str, str, dict[str, Any]]:
+        job = self.node.job_for(task.owner)
+        return (job.job_id, job.namespace, job.runtime_env)
+
+    def _locations(self, ids: list[bytes], actor_ids: tuple[bytes, ...]) -> dict[str, dict[bytes, str]]:
+        """Where each nested ref and actor handle of a call lives, for the node that runs it."""
+        me = self.node.node_id
+        objects: dict[bytes, str] = {}
+        for oid in ids:
+            obj = self.node.objects.objects.get(oid)
+            if obj is not None and obj.payload is not None and obj.payload[0] == REMOTE:
+                objects[oid] = obj.payload[1]
+            else:
+                objects[oid] = me
+        actors = {aid: self.remote_actors.get(aid, me) for aid in actor_ids}
+        return {"objects": objects, "actors": actors}
+
+    def forward(self, task: Task, node_id: str) -> None:
+        """Run ``task`` (a task, an actor creation or an actor call) on ``node_id``."""
+        node = self.node
+        link = self.link(node_id)
+        wire = task.wire
+        for dep in dict.fromkeys(wire.deps):
+            link.send((P.PUT, dep, self.portable(dep), []))
+        args = wire.args
+        if task.args_id is not None:
+            args = self.portable(task.args_id)
+        fn_bytes = node.functions.get(wire.fn_id) if wire.fn_id is not None else None
+        sent = wire._replace(args=args, fn_bytes=fn_bytes, parent=None)
+        extra = {"job": self._job_info(task), "locations": self._locations(wire.contained, wire.handles)}
+        task.state = RUNNING
+        self.forwarded[task.task_id] = (task, node_id)
+        if wire.kind == CALL:
+            link.send((P.ACTOR_SUBMIT, sent, extra))
+        elif wire.kind == CREATE:
+            self._reserve(node_id, wire.resources, +1)
+            link.request("create_actor_forwarded", (sent, extra), lambda ok, r: self._created(task, node_id, ok, r))
+            return
+        else:
+            self._reserve(node_id, wire.resources, +1)
+            link.send((P.SUBMIT, sent, extra))
+        for dep in dict.fromkeys(wire.deps):
+            link.send((P.REFS, [(dep, -1)], []))
+        if wire.num_returns == STREAM:
+            self._follow_stream(task, node_id, 0)
+        else:
+            link.request("get_with_refs", (wire.return_ids, None), lambda ok, r: self._results(task, node_id, ok, r))
+
+    def _results(self, task: Task, node_id: str, ok: bool, result: Any) -> None:
+        node = self.node
+        self.forwarded.pop(task.task_id, None)
+        if task.wire.kind != CALL:
+            self._reserve(node_id, task.wire.resources, -1)
+        if not ok:
+            self._forward_failed(task, node_id, result)
+            return
+        link = self.links.get(node_id)
+        for rid, (payload, contained) in zip(task.wire.return_ids, result, strict=True):
+            self.store_pulled(rid, payload, contained, node_id)
+        if link is not None and not link.closed:
+            link.send((P.REFS, [(rid, -1) for rid in task.wire.return_ids], []))
+        node.release_task(task)
+
+    def _follow_stream(self, task: Task, node_id: str, index: int) -> None:
+        link = self.link(node_id)
+
+        def got(ok: bool, result: Any) -> None:
+            gen = self.node.generators.get(task.task_id)
+            if not ok:
+                self._forward_failed(task, node_id, result)
+                return
+            if result is None:
+                self.forwarded.pop(task.task_id, None)
+                self._reserve(node_id, task.wire.resources, -1)
+                if gen is not None:
+                    self.node._gen_done(task, gen, None)
+                self.node.release_task(task)
+                return
+            item_id, payload, contained = result
+            if gen is not None:
+                local_id = new_id()
+                self.node.objects.create(local_id, 1)
+                self.store_pulled(local_id, payload, contained, node_id)
+                gen.items.append(local_id)
+                self.node._wake_gen(gen)
+            self.release(item_id, node_id)
+            self._follow_stream(task, node_id, index + 1)
+
+        link.request("generator_item", (task.task_id, index), got)
+
+    def _forward_failed(self, task: Task, node_id: str, error: Any) -> None:
+        """The node running a forwarded task died (or refused it): retry it, or fail it."""
+        node = self.node
+        if task.wire.kind == CALL:
+            node.fail_task(task, ActorDiedError(f"the actor's node {node_id[:12]} died while running {task.name}"))
+            return
+        if task.retries_left != 0 and task.wire.num_returns != STREAM and isinstance(error, NodeDiedError):
+            if task.retries_left > 0:
+                task.retries_left -= 1
+            task.state = READY
+            node._requeue(task)
+            return
+        if isinstance(error, BaseException):
+            node.fail_task(task, error)
+        else:
+            node.fail_task(task, NodeDiedError(f"node {node_id[:12]} failed while running {task.name}"))
+
+    # -- actors ------------------------------------------------------------------
+
+    def _created(self, task: Task, node_id: str, ok: bool, result: Any) -> None:
+        node = self.node
+        self.forwarded.pop(task.task_id, None)
+        self._reserve(node_id, task.wire.resources, -1)
+        actor = node.actors.actors.get(task.wire.actor_id)  # type: ignore[arg-type]
+        if actor is None:
+            return
+        if not ok:
+            if isinstance(result, NodeDiedError) and actor.restarts_left != 0:
+                node.actors.worker_died(actor, None)
+                return
+            node.actors._die(actor, ActorDiedError(f"The actor could not be created on node {node_id[:12]}: {result}"))
+            return
+        actor.remote_node = node_id
+        self.remote_actors[actor.actor_id] = node_id
+        actor.state = "alive"
+        if actor.handles > 0:
+            # Handles made before the actor existed: hold it over there too.
+            self.handle_delta(actor.actor_id, actor.handles)
+        node.actors.pump(actor)
+
+    def forward_call(self, task: Task, node_id: str) -> None:
+        self.forward(task, node_id)
+
+    def handle_delta(self, actor_id: bytes, delta: int) -> None:
+        """This node's handles on a remote actor changed: hold one handle there while it has any."""
+        node_id = self.remote_actors.get(actor_id)
+        if node_id is None:
+            return
+        n = self.remote_handles.get(actor_id, 0)
+        m = n + delta
+        if m > 0:
+            self.remote_handles[actor_id] = m
+        else:
+            self.remote_handles.pop(actor_id, None)
+        if (n <= 0 < m) or (m <= 0 < n):
+            try:
+                self.link(node_id).send((P.REFS, [], [(actor_id, 1 if m > 0 else -1)]))
+            except NodeDiedError:
+                pass
+
+    def kill_remote(self, actor_id: bytes, no_restart: bool) -> bool:
+        node_id = self.remote_actors.get(actor_id)
+        if node_id is None:
+            return False
+        try:
+            self.link(node_id).request("kill_actor", (actor_id, no_restart), lambda ok, r: None)
+        except NodeDiedError:
+            pass
+        return True
+
+    # -- objects -----------------------------------------------------------------
+
+    def store_pulled(self, object_id: bytes, payload: tuple[Any, ...], contained: list[bytes], source: str) -> None:
+        """Keep a value that came from ``source``; its nested refs live there (and are held there for us)."""
+        node = self.node
+        objects = node.objects
+        for cid in contained:
+            entry = objects.objects.get(cid)
+            if entry is None or entry.payload is None:
+                mark_remote(node, cid, source)
+            else:
+                # Already known here: drop the extra hold the source took for us.
+                self.release(cid, source)
+        node.store_local(object_id, payload, contained or None)
+
+    def pull(self, object_id: bytes) -> None:
+        """Fetch a local copy of a REMOTE object (once); waiters fire when it arrives."""
+        if object_id in self.pulling:
+            return
+        entry = self.node.objects.objects.get(object_id)
+        if entry is None or entry.payload is None or entry.payload[0] != REMOTE:
+            return
+        source = entry.payload[1]
+        self.pulling.add(object_id)
+        try:
+            link = self.link(source)
+        except NodeDiedError as e:
+            self.pulling.discard(object_id)
+            self._lost(object_id, e)
+            return
+
+        def got(ok: bool, result: Any) -> None:
+            self.pulling.discard(object_id)
+            if not ok:
+                self._lost(object_id, result)
+                return
+            payload, contained = result[0]
+            self.store_pulled(object_id, payload, contained, source)
+            # We have our own copy now; the source may drop it.
+            self.release(object_id, source)
+
+        link.request("get_with_refs", ([object_id], None), got)
+
+    def _lost(self, object_id: bytes, error: Any) -> None:
+        from shoal._runtime.values import encode_error
+
+        entry = self.node.objects.objects.get(object_id)
+        if entry is None:
+            return
+        entry.payload = None
+        msg = f"object {object_id.hex()} lived on a node that is gone ({error})"
+        self.node.objects.set_ready(object_id, encode_error(ObjectLostError(msg, object_id.hex())), None)
+
+    def release(self, object_id: bytes, node_id: str) -> None:
+        """Give back this node's hold on an object that lives on ``node_id``."""
+        link = self.links.get(node_id)
+        if link is not None and not link.closed:
+            link.send((P.REFS, [(object_id, -1)], []))
+
+    def accept_extra(self, peer_id: int, extra: dict[str, Any]) -> str | None:
+        """A forwarded task's job and the locations of its nested refs and actor handles."""
+        node = self.node
+        job_id = None
+        job = extra.get("job")
+        if job is not None:
+            from shoal._runtime.pool import Job
+
+            job_id, namespace, renv = job
+            if job_id not in node.jobs:
+                node.jobs[job_id] = Job(job_id, namespace, dict(renv or {}))
+        me = node.node_id
+        locations = extra.get("locations") or {}
+        for oid, where in locations.get("objects", {}).items():
+            if where == me or oid in node.objects.objects:
+                continue
+            mark_remote(node, oid, where)
+            try:
+                self.link(where).send((P.REFS, [(oid, 1)], []))
+            except NodeDiedError:
+                pass
+        for aid, where in locations.get("actors", {}).items():
+            if where != me and aid not in node.actors.actors:
+                node.actors.add_proxy(aid, where)
+        return job_id
+
+    # -- failures -------------------------------------------------------------
+
+    def on_link_lost(self, node_id: str) -> None:
+        self.links.pop(node_id, None)
+
+    def on_node_dead(self, node_id: str) -> None:
+        """The head says ``node_id`` died: retry or fail what ran there, restart its actors."""
+        if node_id in self.dead:
+            return
+        self.dead.add(node_id)
+        link = self.links.pop(node_id, None)
+        if link is not None:
+            link.close()
+        self.inflight.pop(node_id, None)
+        for task, where in list(self.forwarded.values()):
+            if where == node_id:
+                self.forwarded.pop(task.task_id, None)
+                self._forward_failed(task, node_id, NodeDiedError(f"node {node_id[:12]} died"))
+        node = self.node
+        for actor in list(node.actors.actors.values()):
+            if getattr(actor, "remote_node", None) == node_id and actor.state != "dead":
+                actor.remote_node = None
+                self.remote_actors.pop(actor.actor_id, None)
+                node.actors.worker_died(actor, None)
+        for oid, entry in list(node.objects.objects.items()):
+            if entry.payload is not None and entry.payload[0] == REMOTE and entry.payload[1] == node_id:
+                self._lost(oid, f"node {node_id[:12]} died")
+        node.dispatch()
+
+
+def to_inline(payload: tuple[Any, ...]) -> tuple[Any, ...]:
+    if payload[0] != P.SHM:
+        return payload
+    from shoal._runtime.store import map_readonly
+
+    _, path, offset, size, data_len, spans = payload
+    m = map_readonly(path, offset, size, None)
+    try:
+        view = memoryview(m)
+        data = bytes(view[:data_len])
+        buffers = [bytes(view[o : o + n]) for o, n in spans]
+        view.release()
+    finally:
+        m.close()
+    return (P.INLINE, data, buffers)
+
+
+def mark_remote(node: NodeRuntime, object_id: bytes, where: str) -> None:
+    """An entry for an object that lives on ``where`` (count 0; refs add to it)."""
+    entry = node.objects.objects.get(object_id)
+    if entry is None:
+        entry = node.objects.create(object_id, 0)
+    entry.payload = (REMOTE, where)
