@@ -1,0 +1,1 @@
+"""Helpers shared by the algorithms: schedules, replay buffers, postprocessing, metrics."""
