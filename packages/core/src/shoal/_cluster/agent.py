@@ -71,7 +71,9 @@ class NodeAgent:
         self.head_state: Any = None
         self.jobs: Any = None
         if args.head:
-            self.token = generate_token()
+            # A head restarted on its old address keeps the token its nodes and drivers know.
+            existing = Path(args.token_path) if args.token_path else None
+            self.token = read_token(existing) if existing is not None and existing.exists() else generate_token()
         else:
             path = Path(args.token_path) if args.token_path else default_token_path(args.address)
             if not path.exists() and not args.token_path:
@@ -140,7 +142,7 @@ class NodeAgent:
         pb_grpc.add_NodeServicer_to_server(LinkServicer(self.runtime), self.server)
         self.server.start()
         self.head = HeadClient(self.head_address, self.token)
-        self.runtime.enable_cluster(self.token, NamedActorDirectory(self.head, self.node_id))
+        self.runtime.enable_cluster(self.token, ClusterDirectory(self.head, self.node_id))
         self.runtime.listen(self.socket_path, self.token)
         self.runtime.start()
         self._register()
@@ -148,7 +150,7 @@ class NodeAgent:
 
     def node_info(self) -> pb.NodeInfo:
         with self.runtime.lock:
-            available = self.runtime.available_resources()
+            available = self.runtime.local_available()
         return pb.NodeInfo(
             node_id=self.node_id,
             address=self.address,
@@ -179,7 +181,7 @@ class NodeAgent:
         while not self.stop_event.wait(HEARTBEAT_INTERVAL_S):
             try:
                 with self.runtime.lock:
-                    available = self.runtime.available_resources()
+                    available = self.runtime.local_available()
                     demands = self.runtime.pending_demand()
                 reply = self.head.heartbeat(self.node_id, available, [pb.ResourceDemand(**d) for d in demands])
                 if reply.reregister:
@@ -188,7 +190,7 @@ class NodeAgent:
                     self.runtime.cluster_view = [_node_dict(n) for n in reply.nodes]
                     peers = self.runtime.peers
                     for n in reply.nodes:
-                        if not n.alive and n.node_id != self.node_id and n.node_id not in peers.dead:
+                        if not n.alive and n.node_id != self.node_id and n.node_id not in peers.handled_dead:
                             peers.on_node_dead(n.node_id)
                     # Work waiting for other nodes may fit now.
                     self.runtime.dispatch()
@@ -225,8 +227,8 @@ class NodeAgent:
         shutil.rmtree(self.session_dir, ignore_errors=True)
 
 
-class NamedActorDirectory:
-    """Cluster-wide actor names, kept in the head's KV store (and so surviving a head restart)."""
+class ClusterDirectory:
+    """What a node asks the head: cluster-wide actor names (kept in its KV store) and the node list."""
 
     NS = "named_actors"
 
@@ -250,10 +252,18 @@ class NamedActorDirectory:
         value = self.head.kv_get(self.NS, self._key(namespace, name))
         return None if value is None else pickle.loads(value)
 
+    def relocate(self, namespace: str, name: str, actor_id: bytes, node_id: str, info: Any) -> None:
+        import pickle
+
+        self.head.kv_put(self.NS, self._key(namespace, name), pickle.dumps((actor_id, node_id, info)), overwrite=True)
+
     def remove(self, namespace: str, name: str, actor_id: bytes) -> None:
         found = self.lookup(namespace, name)
         if found is not None and found[0] == actor_id:
             self.head.kv_delete(self.NS, self._key(namespace, name))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [_node_dict(n) for n in self.head.cluster_info().nodes]
 
 
 def _node_dict(n: pb.NodeInfo) -> dict[str, Any]:
@@ -293,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.port is None:
         args.port = DEFAULT_PORT if args.head else 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import faulthandler
+
+    # `kill -USR1 <pid>` prints every thread's stack to the agent's log: for diagnosing hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     agent = NodeAgent(args)
     stopped = threading.Event()
 

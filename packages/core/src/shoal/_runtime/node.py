@@ -387,7 +387,13 @@ class NodeRuntime(ProcessPool):
         task.state = READY
         wire = task.wire
         sched = wire.scheduling
-        if sched is not None and sched[0] == "NODE_AFFINITY" and sched[1] != self.node_id and not sched[2]:
+        if (
+            sched is not None
+            and sched[0] == "NODE_AFFINITY"
+            and not sched[2]
+            and sched[1] != self.node_id
+            and not (self.peers is not None and self.peers.knows(sched[1]))
+        ):
             self.fail_task(
                 task,
                 TaskUnschedulableError(f"task {task.name} must run on node {sched[1]}, which does not exist"),

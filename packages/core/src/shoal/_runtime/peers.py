@@ -15,6 +15,7 @@ Rules that keep reference counting simple across nodes:
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
@@ -47,13 +48,33 @@ class PeerManager:
         self.forwarded_actors: dict[bytes, tuple[Actor, str]] = {}
         self.pulling: set[bytes] = set()
         self.inflight: dict[str, dict[str, float]] = {}
-        self.dead: set[str] = set()
+        self.dead: set[str] = set()  # nodes not to send work to
+        self.handled_dead: set[str] = set()  # nodes whose death has been dealt with
         self._spread = 0
+        self._refreshed = 0.0
 
     # -- the cluster view --------------------------------------------------
 
     def nodes(self) -> list[dict[str, Any]]:
         return [n for n in self.node.cluster_view if n["alive"] and n["node_id"] not in self.dead]
+
+    def refresh_view(self, force: bool = False) -> bool:
+        """Ask the head for the node list now (at most every 0.2 s); True if it was refreshed."""
+        now = time.monotonic()
+        if (not force and now - self._refreshed < 0.2) or self.node.directory is None:
+            return False
+        self._refreshed = now
+        try:
+            self.node.cluster_view = self.node.directory.nodes()
+        except Exception as e:  # noqa: BLE001 - the head may be away; heartbeats will catch up
+            log.debug("cannot refresh the cluster view: %s", e)
+            return False
+        return True
+
+    def knows(self, node_id: str) -> bool:
+        if any(n["node_id"] == node_id for n in self.nodes()):
+            return True
+        return self.refresh_view() and any(n["node_id"] == node_id for n in self.nodes())
 
     def _available(self, n: dict[str, Any]) -> dict[str, float]:
         avail = dict(n["available"])
@@ -77,8 +98,7 @@ class PeerManager:
         kind = sched[0] if sched is not None else "DEFAULT"
         if kind == "NODE_AFFINITY":
             target = sched[1]  # type: ignore[index]
-            alive = {n["node_id"] for n in self.nodes()}
-            if target == me or target in alive:
+            if target == me or self.knows(target):
                 return target
             return None if not sched[2] else (me if local_fits else self._any_fitting(need))  # type: ignore[index]
         if kind == "SPREAD":
@@ -92,7 +112,10 @@ class PeerManager:
             return None
         if local_fits:
             return me
-        return self._any_fitting(need)
+        found = self._any_fitting(need)
+        if found is None and not self.node.resources.feasible(need) and self.refresh_view():
+            found = self._any_fitting(need)
+        return found
 
     def placed(self, sched: tuple[Any, ...] | None) -> None:
         """A task was placed: a SPREAD task moves the round robin on."""
@@ -125,6 +148,8 @@ class PeerManager:
         if link is not None and not link.closed:
             return link
         address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
+        if address is None and node_id not in self.dead and self.refresh_view(force=True):
+            address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
         if address is None or node_id in self.dead:
             raise NodeDiedError(f"node {node_id[:12]} is not part of the cluster")
         link = LinkClient(self.node, node_id, address, self.token, self.on_link_lost)
@@ -165,6 +190,7 @@ class PeerManager:
         node = self.node
         link = self.link(node_id)
         wire = task.wire
+        log.debug("forwarding %s %s to node %s", task.name, task.task_id.hex()[-8:], node_id[:8])
         for dep in dict.fromkeys(wire.deps):
             link.send((P.PUT, dep, self.portable(dep), []))
         args = wire.args
@@ -236,6 +262,7 @@ class PeerManager:
     def _forward_failed(self, task: Task, node_id: str, error: Any) -> None:
         """The node running a forwarded task died (or refused it): retry it, or fail it."""
         node = self.node
+        log.warning("forwarded task %s on node %s failed: %s", task.name, node_id[:8], error)
         if task.wire.kind == CALL:
             node.fail_task(task, ActorDiedError(f"the actor's node {node_id[:12]} died while running {task.name}"))
             return
@@ -268,6 +295,9 @@ class PeerManager:
         actor.remote_node = node_id
         self.remote_actors[actor.actor_id] = node_id
         actor.state = "alive"
+        if actor.name is not None and node.directory is not None:
+            # The name points at the node the actor lives on, so it outlives this (owner) node.
+            node.directory.relocate(actor.namespace, actor.name, actor.actor_id, node_id, node.actors.info(actor))
         if actor.handles > 0:
             # Handles made before the actor existed: hold it over there too.
             self.handle_delta(actor.actor_id, actor.handles)
@@ -391,12 +421,15 @@ class PeerManager:
     # -- failures -------------------------------------------------------------
 
     def on_link_lost(self, node_id: str) -> None:
+        """A broken link means a dead node (the head will agree within its timeout)."""
         self.links.pop(node_id, None)
+        self.dead.add(node_id)
 
     def on_node_dead(self, node_id: str) -> None:
         """The head says ``node_id`` died: retry or fail what ran there, restart its actors."""
-        if node_id in self.dead:
+        if node_id in self.handled_dead:
             return
+        self.handled_dead.add(node_id)
         self.dead.add(node_id)
         link = self.links.pop(node_id, None)
         if link is not None:

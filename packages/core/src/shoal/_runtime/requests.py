@@ -32,12 +32,12 @@ def wait_for_objects(
     """
     objects = node.objects
     unique = list(dict.fromkeys(ids))
-    ready = 0
-    for i in unique:
-        if objects.is_ready(i) or i not in objects.objects:
-            ready += 1
-        elif node.peers is not None and objects.is_remote(i):
-            node.peers.pull(i)
+    if node.peers is not None:
+        # Values on other nodes are fetched first (a pull may also fail at once).
+        for i in unique:
+            if objects.is_remote(i):
+                node.peers.pull(i)
+    ready = sum(1 for i in unique if objects.is_ready(i) or i not in objects.objects)
     if ready >= num_ready:
         on_done(True)
         return _nothing

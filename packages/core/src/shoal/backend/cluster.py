@@ -75,11 +75,12 @@ class ClusterBackend(WorkerBackend):
     def __init__(self, config: Config) -> None:
         self.address = resolve_address(config.address)
         token = token_for(self.address, config.token_path)
-        head = HeadClient(self.address, token)
+        self._head = HeadClient(self.address, token)
         try:
-            info = head.cluster_info()
-        finally:
-            head.close()
+            info = self._head.cluster_info()
+        except BaseException:
+            self._head.close()
+            raise
         node = _pick_node(list(info.nodes))
         job_config = {
             "namespace": config.namespace,
@@ -99,5 +100,43 @@ class ClusterBackend(WorkerBackend):
             runtime_env=dict(info.get("runtime_env") or {}),
         )
 
+    # The head's view is the authoritative one for the whole cluster.
+
+    def nodes(self) -> list[dict[str, Any]]:
+        out = []
+        for n in self._head.cluster_info().nodes:
+            host, _, port = n.address.rpartition(":")
+            out.append(
+                {
+                    "NodeID": n.node_id,
+                    "Alive": n.alive,
+                    "NodeManagerAddress": host,
+                    "NodeManagerPort": int(port),
+                    "NodeManagerHostname": n.hostname,
+                    "NodeName": host,
+                    "Resources": dict(n.total),
+                    "alive": n.alive,
+                    "IsHead": n.is_head,
+                }
+            )
+        return out
+
+    def cluster_resources(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for n in self._head.cluster_info().nodes:
+            if n.alive:
+                for k, v in n.total.items():
+                    total[k] = total.get(k, 0.0) + v
+        return total
+
+    def available_resources(self) -> dict[str, float]:
+        free: dict[str, float] = {}
+        for n in self._head.cluster_info().nodes:
+            if n.alive:
+                for k, v in n.available.items():
+                    free[k] = free.get(k, 0.0) + v
+        return {k: v for k, v in free.items() if v > 1e-9}
+
     def shutdown(self) -> None:
         self._client.close()
+        self._head.close()

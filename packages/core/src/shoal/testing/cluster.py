@@ -57,6 +57,9 @@ class Cluster:
         self.node_timeout_s = node_timeout_s
         self.nodes: list[ClusterNode] = []
         self.head: ClusterNode | None = None
+        self._head_port = 0
+        self._started = 0
+        self._head_args: dict[str, Any] = {}
         if initialize_head:
             self.add_node(**(head_node_args or {}))
             if connect:
@@ -78,7 +81,8 @@ class Cluster:
         timeout: float = 60.0,
     ) -> ClusterNode:
         """Start a node agent (the first one is the head) and wait until it serves."""
-        index = len(self.nodes)
+        index = self._started
+        self._started += 1
         ready = self._dir / f"node-{index}.json"
         log_path = self._dir / f"node-{index}.log"
         cmd = [
@@ -103,7 +107,7 @@ class Cluster:
         if resources:
             cmd += ["--resources", json.dumps(resources)]
         if self.head is None:
-            cmd += ["--head", "--port", "0", "--storage", str(self._dir / "head")]
+            cmd += ["--head", "--port", str(self._head_port), "--storage", str(self._dir / "head")]
         else:
             cmd += ["--address", self.head.address]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
@@ -119,10 +123,13 @@ class Cluster:
                 raise TimeoutError(f"the node agent did not start within {timeout}s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.02)
         info = json.loads(ready.read_text())
+        ready.unlink()
         node = ClusterNode(info["node_id"], info["address"], info["pid"], self.head is None, proc, log_path)
         self.nodes.append(node)
         if self.head is None:
             self.head = node
+            self._head_port = int(info["address"].rsplit(":", 1)[1])
+            self._head_args = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources}
         if wait and not node.is_head:
             self.wait_for_nodes()
         return node
@@ -141,6 +148,18 @@ class Cluster:
 
     def kill_node(self, node: ClusterNode) -> None:
         self.remove_node(node, allow_graceful=False)
+
+    def restart_head(self, kill: bool = True) -> ClusterNode:
+        """Stop the head (SIGKILL by default) and start a new one on the same port and storage."""
+        import shoal
+
+        if shoal.is_initialized():
+            shoal.shutdown()
+        old = self.head
+        assert old is not None
+        self.remove_node(old, allow_graceful=not kill)
+        self.head = None
+        return self.add_node(**self._head_args)
 
     def _head_client(self) -> Any:
         from shoal._cluster.auth import read_token
