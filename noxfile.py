@@ -28,7 +28,7 @@ TEST_EXTRAS = {
 TEST_SIBLINGS = {"train": ["data"], "tune": ["train"], "rl": ["tune"]}
 NEEDS_TORCH = {"train", "rl", "tune"}
 # Backends each package's tests run on; "local" is the default runtime.
-BACKENDS = {"core": ["inline", "local"]}
+BACKENDS = {"core": ["inline", "local", "cluster"]}
 DIST = ROOT / "dist"
 
 nox.options.sessions = ["lint", "tests", "integration", "packaging"]

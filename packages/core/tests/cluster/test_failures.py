@@ -12,7 +12,7 @@ import shoal
 from shoal.exceptions import ActorDiedError, ObjectLostError
 from shoal.testing.cluster import Cluster
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.shoal_backends("cluster")]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import shoal
 from shoal.testing.cluster import Cluster
 from shoal.util import NodeAffinitySchedulingStrategy
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.shoal_backends("cluster")]
 
 
 @pytest.fixture(scope="module")

@@ -124,3 +124,27 @@ def test_child_tasks_are_captured_by_the_group() -> None:
     _, child_pg = shoal.get(parent.options(scheduling_strategy=strategy).remote(), timeout=20)
     assert child_pg == pg.id.hex()
     remove_placement_group(pg)
+
+
+def test_threads_inherit_the_placement_group_of_their_task() -> None:
+    import threading
+
+    pg = placement_group([{"CPU": 1}])
+    pg.wait(5)
+
+    @shoal.remote(num_cpus=1)
+    def from_a_thread():
+        seen = {}
+
+        def look():
+            current = get_current_placement_group()
+            seen["pg"] = current.id.hex() if current else None
+
+        t = threading.Thread(target=look)
+        t.start()
+        t.join()
+        return seen["pg"]
+
+    strategy = PlacementGroupSchedulingStrategy(pg)
+    assert shoal.get(from_a_thread.options(scheduling_strategy=strategy).remote(), timeout=20) == pg.id.hex()
+    remove_placement_group(pg)

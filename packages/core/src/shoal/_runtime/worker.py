@@ -88,6 +88,9 @@ class Worker(RuntimeClient):
         self.main_cancel = False
         self.retry_types: dict[bytes, tuple[type[BaseException], ...]] = {}
         self.exiting = False
+        # Contexts for threads the user starts: the running plain task's, or the actor's.
+        self.main_context: TaskContext | None = None
+        self.base_context: TaskContext | None = None
 
     # -- incoming messages --------------------------------------------------
 
@@ -217,10 +220,16 @@ class Worker(RuntimeClient):
         return [encode_value(v, max_inline, self.allocate) for v in values]
 
     def context(self) -> TaskContext | None:
-        return _CONTEXT.get()
+        """The calling task's context; threads a task or actor starts inherit it (as in Ray)."""
+        ctx = _CONTEXT.get()
+        if ctx is None:
+            ctx = self.main_context if self.main_context is not None else self.base_context
+        return ctx
 
     def _set_context(self, ctx: TaskContext | None) -> None:
         _CONTEXT.set(ctx)
+        if threading.get_ident() == self.main_ident and self.mode == "task":
+            self.main_context = ctx
 
     # -- tasks --------------------------------------------------------------
 
@@ -343,6 +352,7 @@ class Worker(RuntimeClient):
 
     def _call_context(self, task_id: bytes, name: str) -> TaskContext:
         base = self.base_context
+        assert base is not None
         return TaskContext(task_id, name, base.resources, base.gpu_ids, base.pg_id, base.capture_pg)
 
     def run_actor_call(self, msg: tuple[Any, ...]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from shoal._runtime.errors import task_error
 from shoal._runtime.serialization import Serialized, deserialize, serialize, serialize_call_args
 from shoal.backend.base import ActorInfo, Backend, RuntimeInfo
-from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, TaskSpec
+from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, SchedulingSpec, TaskSpec
 from shoal.config import Config
 from shoal.exceptions import (
     ActorDiedError,
@@ -222,7 +222,7 @@ class InlineBackend(Backend):
             raise
         except BaseException as e:  # noqa: BLE001 - an upstream error becomes this task's result
             return self._fail_all(spec.num_returns, e)
-        frame = _Frame(new_id().hex(), name, resources=dict(spec.resources))
+        frame = _Frame(new_id().hex(), name, resources=dict(spec.resources), placement_group_id=_pg_of(spec.scheduling))
         if spec.num_returns in ("streaming", "dynamic"):
             return self._start_generator(frame, lambda: fn(*args, **kwargs), name)
         attempt = 0
@@ -324,7 +324,14 @@ class InlineBackend(Backend):
                 target=actor.loop.run_forever, name=f"shoal-inline-{spec.cls.qualname}", daemon=True
             )
             actor.loop_thread.start()
-        frame = _Frame(new_id().hex(), f"{spec.cls.qualname}.__init__", actor_id.hex(), spec.name, dict(spec.resources))
+        frame = _Frame(
+            new_id().hex(),
+            f"{spec.cls.qualname}.__init__",
+            actor_id.hex(),
+            spec.name,
+            dict(spec.resources),
+            _pg_of(spec.scheduling),
+        )
         try:
             args, kwargs = self._resolve_args(spec.args, spec.kwargs, frame.task_name)
             actor.instance = self._run(frame, lambda: spec.cls.obj(*args, **kwargs))
@@ -361,7 +368,14 @@ class InlineBackend(Backend):
         except BaseException as e:  # noqa: BLE001
             return self._fail_all(spec.num_returns, e)
         bound = getattr(actor.instance, spec.method)
-        frame = _Frame(new_id().hex(), name, actor.info.actor_id.hex(), actor.info.name, dict(actor.spec.resources))
+        frame = _Frame(
+            new_id().hex(),
+            name,
+            actor.info.actor_id.hex(),
+            actor.info.name,
+            dict(actor.spec.resources),
+            _pg_of(actor.spec.scheduling),
+        )
         method_spec = actor.info.methods[spec.method]
         if spec.num_returns in ("streaming", "dynamic"):
             return self._start_generator(frame, lambda: bound(*args, **kwargs), name)
@@ -517,6 +531,12 @@ class InlineBackend(Backend):
                 self._end_actor(actor, ActorDiedError("shoal was shut down."))
         self._objects.clear()
         self._generators.clear()
+
+
+def _pg_of(sched: SchedulingSpec) -> str | None:
+    if sched.kind == "PLACEMENT_GROUP" and sched.placement_group_id is not None:
+        return sched.placement_group_id.hex()
+    return None
 
 
 def _framed(backend: InlineBackend, frame: _Frame, it: Iterator[Any]) -> Iterator[Any]:
