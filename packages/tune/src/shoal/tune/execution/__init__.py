@@ -1,0 +1,1 @@
+"""How trials run: the controller (decisions), the runner (actors and files) and the trial worker."""

@@ -1,0 +1,5 @@
+"""Optuna-backed search: :class:`OptunaSearch`."""
+
+from shoal.tune.search.optuna.optuna_search import OptunaSearch
+
+__all__ = ["OptunaSearch"]
