@@ -174,6 +174,8 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             reply(node.cluster_resources())
         elif op == "available_resources":
             reply(node.available_resources())
+        elif op == "local_available":
+            reply(node.local_available())
         elif op == "nodes":
             reply(node.all_nodes())
         elif op == "create_placement_group":

@@ -130,9 +130,11 @@ class ClusterBackend(WorkerBackend):
         return total
 
     def available_resources(self) -> dict[str, float]:
-        free: dict[str, float] = {}
+        # Other nodes as of their last heartbeat; the attached node as of now.
+        mine = self.runtime_info().node_id
+        free: dict[str, float] = dict(self._w.request("local_available", None))
         for n in self._head.cluster_info().nodes:
-            if n.alive:
+            if n.alive and n.node_id != mine:
                 for k, v in n.available.items():
                     free[k] = free.get(k, 0.0) + v
         return {k: v for k, v in free.items() if v > 1e-9}

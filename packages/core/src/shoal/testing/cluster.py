@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Cluster", "ClusterNode"]
+__all__ = ["Cluster", "ClusterNode", "live_node_pids"]
+
+_LIVE: set[int] = set()
+
+
+def live_node_pids() -> set[int]:
+    """PIDs of node agents that a live Cluster in this process owns (the leak check spares them)."""
+    return set(_LIVE)
 
 
 @dataclass
@@ -126,6 +133,7 @@ class Cluster:
         ready.unlink()
         node = ClusterNode(info["node_id"], info["address"], info["pid"], self.head is None, proc, log_path)
         self.nodes.append(node)
+        _LIVE.add(node.pid)
         if self.head is None:
             self.head = node
             self._head_port = int(info["address"].rsplit(":", 1)[1])
@@ -145,6 +153,7 @@ class Cluster:
             node.proc.wait()
         if node in self.nodes:
             self.nodes.remove(node)
+        _LIVE.discard(node.pid)
 
     def kill_node(self, node: ClusterNode) -> None:
         self.remove_node(node, allow_graceful=False)
@@ -210,6 +219,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait()
+            _LIVE.discard(node.pid)
         self.nodes.clear()
         self.head = None
         shutil.rmtree(self._dir, ignore_errors=True)

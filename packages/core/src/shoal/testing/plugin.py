@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
 
 from shoal.testing.leaks import LeakReport, leftover_children, shm_segments
@@ -49,10 +50,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield
     import shoal
+    from shoal.testing.cluster import live_node_pids
 
     if shoal.is_initialized():
         return
-    report = LeakReport.collect(_state["pids"], _state["segments"], grace=5.0, clean=True)
+    # Node agents of a cluster fixture that outlives this test are not leaks (yet), nor their children.
+    spared = set(_state["pids"])
+    for pid in live_node_pids():
+        spared.add(pid)
+        try:
+            spared.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    report = LeakReport.collect(spared, _state["segments"], grace=5.0, clean=True)
     if report:
         _state["leaks"].append(f"{item.nodeid}:\n{report}")
         item.add_report_section("teardown", "shoal leaks", str(report))
