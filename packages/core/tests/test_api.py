@@ -315,3 +315,26 @@ def test_is_initialized_and_reinit() -> None:
         shoal.init()
     info = shoal.init(ignore_reinit_error=True)
     assert "node_id" in info
+
+
+def test_a_cancelled_future_does_not_break_the_actor() -> None:
+    @shoal.remote
+    def slow():
+        time.sleep(0.5)
+        return 1
+
+    @shoal.remote
+    class Impatient:
+        async def call(self):
+            try:
+                await asyncio.wait_for(slow.remote(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0.6)
+            return await slow.remote()
+
+    assert shoal.get(Impatient.remote().call.remote(), timeout=30) == 1
+    fut = slow.remote().future()
+    fut.cancel()
+    time.sleep(0.7)
+    assert shoal.get(ident.remote(2)) == 2

@@ -149,8 +149,7 @@ class NodeAgent:
         threading.Thread(target=self._heartbeat_loop, name="shoal-heartbeat", daemon=True).start()
 
     def node_info(self) -> pb.NodeInfo:
-        with self.runtime.lock:
-            available = self.runtime.local_available()
+        available = _snapshot(self.runtime.local_available)
         return pb.NodeInfo(
             node_id=self.node_id,
             address=self.address,
@@ -180,20 +179,27 @@ class NodeAgent:
         assert self.head is not None
         while not self.stop_event.wait(HEARTBEAT_INTERVAL_S):
             try:
-                with self.runtime.lock:
-                    available = self.runtime.local_available()
-                    demands = self.runtime.pending_demand()
+                # Heartbeats never wait for the node lock: a long transfer holding it must not
+                # make the head think this node is dead.
+                available = _snapshot(self.runtime.local_available)
+                demands = _snapshot(self.runtime.pending_demand)
                 reply = self.head.heartbeat(self.node_id, available, [pb.ResourceDemand(**d) for d in demands])
                 if reply.reregister:
                     self.head.register(self.node_info())
-                with self.runtime.lock:
-                    self.runtime.cluster_view = [_node_dict(n) for n in reply.nodes]
+                view = [_node_dict(n) for n in reply.nodes]
+                if not self.runtime.lock.acquire(timeout=HEARTBEAT_INTERVAL_S):
+                    # Busy with a transfer: this view will be picked up by a later beat.
+                    continue
+                try:
+                    self.runtime.cluster_view = view
                     peers = self.runtime.peers
                     for n in reply.nodes:
                         if not n.alive and n.node_id != self.node_id and n.node_id not in peers.handled_dead:
                             peers.on_node_dead(n.node_id)
                     # Work waiting for other nodes may fit now.
                     self.runtime.dispatch()
+                finally:
+                    self.runtime.lock.release()
             except Exception as e:
                 log.warning("heartbeat failed: %s", e, exc_info=True)
 
@@ -266,6 +272,16 @@ class ClusterDirectory:
         return [_node_dict(n) for n in self.head.cluster_info().nodes]
 
 
+def _snapshot(read: Any) -> Any:
+    """Read runtime state without its lock; retried if another thread changed it meanwhile."""
+    for _ in range(10):
+        try:
+            return read()
+        except RuntimeError:  # a dict changed size while being read
+            continue
+    return read()
+
+
 def _node_dict(n: pb.NodeInfo) -> dict[str, Any]:
     return {
         "node_id": n.node_id,
@@ -295,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-path", default=None)
     p.add_argument("--node-timeout", type=float, default=3.0, help="seconds without heartbeat before a node is dead")
     p.add_argument("--ready-file", default=None)
+    p.add_argument("--exit-with", type=int, default=None, help="exit when the process with this PID ends (tests)")
     return p
 
 
@@ -324,8 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.ready_file:
         agent.write_ready(args.ready_file)
     log.info("node %s serving at %s (head %s)", agent.node_id[:12], agent.address, agent.head_address)
-    while not stopped.wait(1.0):
-        pass
+    from shoal._runtime.protocol import pid_alive
+
+    while not stopped.wait(0.5):
+        if args.exit_with is not None and not pid_alive(args.exit_with):
+            log.warning("process %d, which this node belongs to, is gone: stopping", args.exit_with)
+            break
     agent.stop()
     return 0
 

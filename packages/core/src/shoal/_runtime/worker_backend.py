@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 __all__ = ["WorkerBackend"]
 
 
+def _settle(fut: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    """Complete a future unless its caller already cancelled it."""
+    try:
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 class WorkerBackend(Backend):
     """Nested API calls from tasks and actors, served by the node runtime over the worker's connection."""
 
@@ -142,14 +153,16 @@ class WorkerBackend(Backend):
         oid = ref._id
 
         def done(ok: bool, result: Any) -> None:
+            if fut.done():
+                return  # the caller gave up on it (cancelled, e.g. by a timeout)
             try:
                 if not ok:
                     raise result
                 value = self._decode_all(result, [oid])[0]
             except BaseException as e:  # noqa: BLE001 - the error is the result
-                fut.set_exception(e)
+                _settle(fut, error=e)
             else:
-                fut.set_result(value)
+                _settle(fut, value=value)
 
         self._w.request("get", ([oid], None), callback=done)
         return fut

@@ -283,12 +283,16 @@ class LocalBackend(Backend):
         return pool
 
     def _resolve(self, fut: concurrent.futures.Future[Any], payload: tuple[tuple[Any, ...], bytes]) -> None:
+        from shoal._runtime.worker_backend import _settle
+
+        if fut.done():
+            return  # cancelled by its caller
         try:
             value = self._decode(*payload)
         except BaseException as e:  # noqa: BLE001 - the error is the result
-            fut.set_exception(e)
+            _settle(fut, error=e)
         else:
-            fut.set_result(value)
+            _settle(fut, value=value)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         with self._node.lock:

@@ -110,6 +110,8 @@ class Cluster:
             str(ready),
             "--node-timeout",
             str(self.node_timeout_s),
+            "--exit-with",
+            str(os.getpid()),
         ]
         if resources:
             cmd += ["--resources", json.dumps(resources)]
