@@ -18,15 +18,15 @@ PACKAGES = ["core", "data", "train", "tune", "serve", "rl", "autoscaler"]
 TEST_EXTRAS = {
     "core": "",
     "data": "[pandas]",
-    "train": "[torch,data]",
+    "train": "[torch,data,xgboost]",
     "tune": "[hyperopt]",
-    "serve": "",
+    "serve": "[test]",
     "rl": "",
     "autoscaler": "[aws,test]",
 }
 # Sibling packages a package's tests use.
-TEST_SIBLINGS = {"train": ["data"], "tune": ["train"], "rl": ["tune"]}
-NEEDS_TORCH = {"train", "rl", "tune"}
+TEST_SIBLINGS = {"train": ["data"]}
+NEEDS_TORCH = {"train", "rl"}
 # Backends each package's tests run on; "local" is the default runtime.
 BACKENDS = {"core": ["inline", "local", "cluster"]}
 DIST = ROOT / "dist"

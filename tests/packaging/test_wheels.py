@@ -22,7 +22,7 @@ EXPECT = {
         {"torch", "pyarrow", "starlette"},
     ),
     "data": ({"shoal-core", "pyarrow", "numpy"}, {"torch", "starlette", "optuna"}),
-    "train": ({"shoal-core"}, {"torch", "pyarrow", "starlette", "optuna"}),
+    "train": ({"shoal-core", "pyarrow"}, {"torch", "starlette", "optuna", "xgboost"}),
     "tune": ({"shoal-core", "optuna"}, {"torch", "pyarrow", "starlette"}),
     "serve": ({"shoal-core", "starlette", "uvicorn"}, {"torch", "pyarrow", "optuna"}),
     "rl": ({"shoal-core", "torch", "gymnasium"}, {"pyarrow", "starlette", "optuna"}),
