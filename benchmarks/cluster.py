@@ -206,9 +206,7 @@ def simulate_head(num_nodes: int, seconds: float) -> dict[str, float]:
                     beats += 1
                 time.sleep(max(0.0, 1.0 - (time.time() - start)))
 
-        threads = [
-            threading.Thread(target=beat, args=(c, nodes[i :: len(clients)])) for i, c in enumerate(clients)
-        ]
+        threads = [threading.Thread(target=beat, args=(c, nodes[i :: len(clients)])) for i, c in enumerate(clients)]
         for t in threads:
             t.start()
         for t in threads:
