@@ -57,6 +57,18 @@ class StreamConn:
         self._buf += P.encode(msg)
         self.flush()
 
+    def send_blob(self, blob_id: bytes, source: Callable[[], Iterator[bytes]], total: int) -> None:
+        """Queue ``total`` raw bytes, produced later by ``source`` on the sending thread.
+
+        The bytes never go through pickle, and they are copied chunk by chunk on the
+        stream's own thread, so a large object holds neither the node lock nor the GIL
+        for long.
+        """
+        self._buf += P.encode((P.BLOB_BEGIN, blob_id, total))
+        self.flush()
+        if not self.closed:
+            self.out.put(source)
+
     def queue(self, msg: tuple[Any, ...]) -> None:
         self._buf += P.encode(msg)
 
@@ -82,7 +94,66 @@ class StreamConn:
             item = self.out.get()
             if item is _CLOSE:
                 return
+            if callable(item):
+                for framed in item():
+                    yield pb.Chunk(data=framed)
+                continue
             yield item
+
+
+class BlobReceiver:
+    """Writes a link's raw frames straight into shared memory, outside the node lock."""
+
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
+        self.blob_id: bytes | None = None
+        self.alloc: Any = None
+        self.total = 0
+        self.pos = 0
+
+    def begin(self, blob_id: bytes, total: int) -> None:
+        with self.node.lock:
+            self.alloc = self.node.objects.allocate(total)
+        self.blob_id, self.total, self.pos = blob_id, total, 0
+        if total == 0:
+            self._finish()
+
+    def write(self, data: bytes) -> None:
+        if self.alloc is None:
+            raise ConnectionError("raw bytes without a blob header")
+        import os
+
+        seg = self.alloc.segment
+        os.pwrite(seg.fd, data, self.alloc.offset + self.pos)
+        self.pos += len(data)
+        if self.pos >= self.total:
+            self._finish()
+
+    def _finish(self) -> None:
+        with self.node.lock:
+            self.node.blobs[self.blob_id] = self.alloc
+        self.blob_id, self.alloc = None, None
+
+
+def process(node: NodeRuntime, msgs: list[tuple[Any, ...]], blobs: BlobReceiver, handle: Callable[[Any], None]) -> None:
+    """Handle a batch of link messages: raw blob frames outside the lock, the rest under it."""
+    batch: list[tuple[Any, ...]] = []
+    for msg in msgs:
+        kind = msg[0]
+        if kind == P.BLOB_DATA or kind == P.BLOB_BEGIN:
+            if batch:
+                with node.lock:
+                    handle(batch)
+                batch = []
+            if kind == P.BLOB_BEGIN:
+                blobs.begin(msg[1], msg[2])
+            else:
+                blobs.write(msg[1])
+        else:
+            batch.append(msg)
+    if batch:
+        with node.lock:
+            handle(batch)
 
 
 class LinkServicer(pb_grpc.NodeServicer):
@@ -97,14 +168,14 @@ class LinkServicer(pb_grpc.NodeServicer):
         with node.lock:
             peer = node.add_peer(conn)
         reader = P.FrameReader()
+        blobs = BlobReceiver(node)
 
         def consume() -> None:
             try:
                 for chunk in request_iterator:
                     msgs = list(reader.feed(chunk.data))
                     if msgs:
-                        with node.lock:
-                            node.handle_peer_messages(peer, msgs)
+                        process(node, msgs, blobs, lambda batch: node.handle_peer_messages(peer, batch))
             except grpc.RpcError:
                 pass
             except Exception:
@@ -153,21 +224,23 @@ class LinkClient:
         self.callbacks[req_id] = callback
         self.conn.send((P.REQUEST, req_id, op, args))
 
+    def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
+        for msg in msgs:
+            if msg[0] == P.REPLY:
+                cb = self.callbacks.pop(msg[1], None)
+                if cb is not None:
+                    cb(msg[2], msg[3])
+        self.node.dispatch()
+
     def _read(self) -> None:
         reader = P.FrameReader()
         node = self.node
+        blobs = BlobReceiver(node)
         try:
             for chunk in self._responses:
                 msgs = list(reader.feed(chunk.data))
-                if not msgs:
-                    continue
-                with node.lock:
-                    for msg in msgs:
-                        if msg[0] == P.REPLY:
-                            cb = self.callbacks.pop(msg[1], None)
-                            if cb is not None:
-                                cb(msg[2], msg[3])
-                    node.dispatch()
+                if msgs:
+                    process(node, msgs, blobs, self._handle)
         except grpc.RpcError as e:
             if not self.closed:
                 detail = e.details() if hasattr(e, "details") else e

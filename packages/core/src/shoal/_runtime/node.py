@@ -109,6 +109,7 @@ class NodeRuntime(ProcessPool):
         self.by_fd: dict[int, Callable[[], None]] = {}
         self.holds: dict[int, dict[bytes, int]] = {DRIVER: {}}
         self.driver_allocs: dict[tuple[str, int], Any] = {}  # driver allocations not yet stored
+        self.blobs: dict[bytes, Any] = {}  # allocations filled by raw frames from a link, by blob id
         self.releases: collections.deque[tuple[bytes, int]] = collections.deque()
         self.unpins: collections.deque[bytes] = collections.deque()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -327,7 +328,7 @@ class NodeRuntime(ProcessPool):
             objects.set_ready(wire.task_id, wire.args, None)
             if alloc is not None:
                 objects.attach_alloc(wire.task_id, alloc)
-        elif wire.args[0] == P.INLINE and payload_size(wire.args) > self.max_inline:
+        elif wire.args[0] == P.BLOB or (wire.args[0] == P.INLINE and payload_size(wire.args) > self.max_inline):
             # Large arguments that came from another node go to shared memory, like local ones.
             task.args_id = wire.task_id
             objects.create(wire.task_id, 1)
@@ -524,6 +525,23 @@ class NodeRuntime(ProcessPool):
                 ctx,
             )
         )
+
+    def producers(self, ids: list[bytes]) -> list[WorkerProc]:
+        """Workers running the tasks that will produce these pending objects (for direct polling)."""
+        out: list[WorkerProc] = []
+        for oid in ids:
+            obj = self.objects.objects.get(oid)
+            if obj is None or obj.payload is not None or obj.task_id is None:
+                continue
+            task = self.tasks.get(obj.task_id)
+            w = task.worker if task is not None else None
+            if w is not None and w.kind == "worker" and w not in out:
+                out.append(w)
+        return out
+
+    def poll_worker(self, w: WorkerProc) -> None:
+        """Handle whatever a worker has sent, without waiting (the caller holds the lock)."""
+        self._on_readable(w)
 
     def pin_for(self, w: WorkerProc, object_id: bytes) -> None:
         self.objects.pin(object_id)
@@ -732,7 +750,7 @@ class NodeRuntime(ProcessPool):
 
     def generator_item_for_peer(self, gen_id: bytes, index: int, w: WorkerProc, reply: Callable[[Any], None]) -> None:
         """The next value of a generator forwarded here, as (item_id, bytes payload, nested refs), or None."""
-        from shoal._runtime.peers import to_inline
+        from shoal._runtime.peers import portable_payload
 
         def answer(item_id: bytes | None) -> None:
             if item_id is None:
@@ -746,7 +764,7 @@ class NodeRuntime(ProcessPool):
             for cid in contained:
                 self.objects.incref(cid)
                 self.add_hold(w.worker_id, cid)
-            reply((item_id, to_inline(self.objects.readable_payload(item_id)), contained))
+            reply((item_id, portable_payload(self, item_id, w.conn), contained))
 
         self.generator_next(gen_id, index, w.worker_id, answer, None)
 
@@ -965,13 +983,21 @@ class NodeRuntime(ProcessPool):
             for n in self.cluster_view
         ]
 
+    def resolve_blob(self, payload: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+        """The shared-memory payload (and its allocation) of bytes that arrived as raw frames."""
+        _, blob_id, data_len, spans = payload
+        alloc = self.blobs.pop(blob_id)
+        return (P.SHM, alloc.path, alloc.offset, alloc.size, data_len, spans), alloc
+
     def store_local(self, object_id: bytes, payload: tuple[Any, ...], contained: list[bytes] | None) -> None:
         """Keep a value that came from elsewhere, moving large bytes into shared memory."""
         from shoal._runtime.store import layout_size, write_into
         from shoal._runtime.values import payload_size
 
         alloc = None
-        if payload[0] == P.INLINE and payload_size(payload) > self.max_inline:
+        if payload[0] == P.BLOB:
+            payload, alloc = self.resolve_blob(payload)
+        elif payload[0] == P.INLINE and payload_size(payload) > self.max_inline:
             data, buffers = payload[1], payload[2]
             total = layout_size([len(data), *(len(b) for b in buffers)])
             alloc = self.objects.allocate(total)

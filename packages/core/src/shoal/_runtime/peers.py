@@ -163,10 +163,9 @@ class PeerManager:
 
     # -- moving values ----------------------------------------------------------
 
-    def portable(self, object_id: bytes) -> tuple[Any, ...]:
-        """A payload of a local object that another node can read: shared memory becomes bytes."""
-        payload = self.node.objects.readable_payload(object_id)
-        return to_inline(payload)
+    def portable(self, object_id: bytes, conn: Any) -> tuple[Any, ...]:
+        """A payload of a local object that another node can read, sent over ``conn``."""
+        return portable_payload(self.node, object_id, conn)
 
     def _job_info(self, task: Task) -> tuple[str, str, dict[str, Any]]:
         job = self.node.job_for(task.owner)
@@ -192,10 +191,10 @@ class PeerManager:
         wire = task.wire
         log.debug("forwarding %s %s to node %s", task.name, task.task_id.hex()[-8:], node_id[:8])
         for dep in dict.fromkeys(wire.deps):
-            link.send((P.PUT, dep, self.portable(dep), []))
+            link.send((P.PUT, dep, self.portable(dep, link.conn), []))
         args = wire.args
         if task.args_id is not None:
-            args = self.portable(task.args_id)
+            args = self.portable(task.args_id, link.conn)
         fn_bytes = node.functions.get(wire.fn_id) if wire.fn_id is not None else None
         sent = wire._replace(args=args, fn_bytes=fn_bytes, parent=None)
         extra = {"job": self._job_info(task), "locations": self._locations(wire.contained, wire.handles)}
@@ -449,6 +448,39 @@ class PeerManager:
             if entry.payload is not None and entry.payload[0] == REMOTE and entry.payload[1] == node_id:
                 self._lost(oid, f"node {node_id[:12]} died")
         node.dispatch()
+
+
+_BLOB_CHUNK = 4 << 20
+
+
+def portable_payload(node: NodeRuntime, object_id: bytes, conn: Any) -> tuple[Any, ...]:
+    """Shared memory goes as raw frames over ``conn`` (the object stays pinned until sent)."""
+    payload = node.objects.readable_payload(object_id)
+    if payload[0] != P.SHM:
+        return payload
+    _, path, offset, size, data_len, spans = payload
+    blob_id = new_id()
+    node.objects.pin(object_id)
+
+    def chunks() -> Any:
+        from shoal._runtime.store import map_readonly
+
+        try:
+            m = map_readonly(path, offset, size, None)
+            view = memoryview(m)
+            try:
+                for start in range(0, size, _BLOB_CHUNK):
+                    # A framed copy: no view of the mapping outlives this loop.
+                    yield P.encode_raw(view[start : start + _BLOB_CHUNK])
+            finally:
+                view.release()
+                m.close()
+        finally:
+            with node.lock:
+                node.objects.unpin(object_id)
+
+    conn.send_blob(blob_id, chunks, size)
+    return (P.BLOB, blob_id, data_len, spans)
 
 
 def to_inline(payload: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -42,11 +42,17 @@ UNPIN = 16  # (UNPIN, [object_id, ...])
 PUT = 17  # (PUT, object_id, payload, contained_ids)
 READY = 18  # (READY, pid)
 HELLO = 20  # (HELLO, job_config): a connected driver's first message after the token handshake
+BLOB_BEGIN = 21  # (BLOB_BEGIN, blob_id, total_bytes): raw frames with the bytes follow (links only)
+BLOB_DATA = 22  # pseudo-message (BLOB_DATA, bytes) for a raw frame; never pickled
 
 # -- payload kinds -----------------------------------------------------------
 INLINE = 0
 SHM = 1
 ERROR = 2
+BLOB = 5  # (BLOB, blob_id, data_len, spans): the bytes crossed a link as raw frames (links only)
+
+#: Set in a frame's length when the frame carries raw bytes instead of a pickled message.
+RAW_FLAG = 1 << 31
 
 _HEADER = 4
 _MAX_FRAME = 1 << 31
@@ -56,6 +62,15 @@ def encode(msg: tuple[Any, ...]) -> bytes:
     """One framed message."""
     data = pickle.dumps(msg, protocol=5)
     return len(data).to_bytes(_HEADER, "little") + data
+
+
+def encode_raw(data: bytes | memoryview) -> bytes:
+    """One raw frame (for blobs on links)."""
+    n = data.nbytes if isinstance(data, memoryview) else len(data)
+    out = bytearray(_HEADER + n)
+    out[:_HEADER] = (n | RAW_FLAG).to_bytes(_HEADER, "little")
+    out[_HEADER:] = data
+    return bytes(out)
 
 
 class FrameReader:
@@ -73,12 +88,17 @@ class FrameReader:
         end = len(buf)
         while end - pos >= _HEADER:
             n = int.from_bytes(buf[pos : pos + _HEADER], "little")
+            raw = n & RAW_FLAG
+            n &= ~RAW_FLAG
             if n >= _MAX_FRAME:
                 raise ConnectionError(f"frame of {n} bytes is too large")
             if end - pos - _HEADER < n:
                 break
             start = pos + _HEADER
-            msg = pickle.loads(buf[start : start + n])
+            if raw:
+                msg: tuple[Any, ...] = (BLOB_DATA, bytes(buf[start : start + n]))
+            else:
+                msg = pickle.loads(buf[start : start + n])
             pos = start + n
             yield msg
         if pos:

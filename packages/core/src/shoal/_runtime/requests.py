@@ -91,7 +91,7 @@ def _payloads_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tu
 
 
 def _portable_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tuple[Any, list[bytes]]]:
-    from shoal._runtime.peers import to_inline
+    from shoal._runtime.peers import portable_payload
 
     out: list[tuple[Any, list[bytes]]] = []
     for oid in ids:
@@ -104,7 +104,7 @@ def _portable_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tu
         for cid in contained:
             node.objects.incref(cid)
             node.add_hold(w.worker_id, cid)
-        out.append((to_inline(node.objects.readable_payload(oid)), contained))
+        out.append((portable_payload(node, oid, w.conn), contained))
     return out
 
 

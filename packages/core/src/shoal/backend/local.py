@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,6 +94,7 @@ class LocalBackend(Backend):
         self._created: set[bytes] = set()
         self._sent_functions: set[bytes] = set()
         self._closed = False
+        self._spin_s = int(config.worker_spin_us) / 1e6
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
         self._node.start()
 
@@ -232,6 +234,9 @@ class LocalBackend(Backend):
         with node.lock:
             node.drain_releases()
             abandon = wait_for_objects(node, ids, len(set(ids)), None, done)
+            producers = node.producers(ids) if not event.is_set() and self._spin_s else ()
+        if producers:
+            self._spin_for(event, producers, timeout)
         if not event.is_set() and not event.wait(timeout):
             with node.lock:
                 abandon()
@@ -244,6 +249,28 @@ class LocalBackend(Backend):
         with node.lock:
             payloads = self._payloads(ids)
         return [self._decode(p, oid) for p, oid in payloads]
+
+    def _spin_for(self, event: threading.Event, producers: list[Any], timeout: float | None) -> None:
+        """Read the producing workers' replies ourselves for a short while.
+
+        A reply that arrives within the spin window is handled on this thread, sparing two
+        thread wake-ups (the I/O thread's and ours), which cost tens of microseconds each on
+        virtual machines. After the window the I/O thread takes over as usual.
+        """
+        node = self._node
+        window = self._spin_s if timeout is None else min(self._spin_s, timeout)
+        end = time.perf_counter() + window
+        lock = node.lock
+        while not event.is_set():
+            for w in producers:
+                if lock.acquire(blocking=False):
+                    try:
+                        if w.state != "dead":
+                            node.poll_worker(w)
+                    finally:
+                        lock.release()
+            if time.perf_counter() > end:
+                return
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
