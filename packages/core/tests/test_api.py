@@ -328,7 +328,7 @@ def test_a_cancelled_future_does_not_break_the_actor() -> None:
         async def call(self):
             try:
                 await asyncio.wait_for(slow.remote(), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await asyncio.sleep(0.6)
             return await slow.remote()

@@ -130,6 +130,7 @@ class BlobReceiver:
             self._finish()
 
     def _finish(self) -> None:
+        assert self.blob_id is not None
         with self.node.lock:
             self.node.blobs[self.blob_id] = self.alloc
         self.blob_id, self.alloc = None, None
