@@ -90,15 +90,30 @@ class StreamConn:
             self.out.put(_CLOSE)
 
     def outgoing(self) -> Iterator[pb.Chunk]:
+        """The stream's messages; whatever is queued at the moment goes out as one chunk."""
+        held: Any = None
         while True:
-            item = self.out.get()
+            item, held = (held, None) if held is not None else (self.out.get(), None)
             if item is _CLOSE:
                 return
             if callable(item):
                 for framed in item():
                     yield pb.Chunk(data=framed)
                 continue
-            yield item
+            data = item.data
+            pending: list[bytes] = []
+            size = len(data)
+            while size < CHUNK:
+                try:
+                    nxt = self.out.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _CLOSE or callable(nxt):
+                    held = nxt  # goes right after this chunk
+                    break
+                pending.append(nxt.data)
+                size += len(nxt.data)
+            yield pb.Chunk(data=data + b"".join(pending)) if pending else item
 
 
 class BlobReceiver:

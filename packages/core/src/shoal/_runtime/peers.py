@@ -34,6 +34,8 @@ __all__ = ["PeerManager", "REMOTE"]
 
 log = logging.getLogger("shoal.peers")
 
+_PIPELINE = 4  # tasks a busy node may have queued per CPU
+
 
 class PeerManager:
     """Links to other nodes and the bookkeeping of work and objects that cross them."""
@@ -52,6 +54,7 @@ class PeerManager:
         self.handled_dead: set[str] = set()  # nodes whose death has been dealt with
         self._spread = 0
         self._refreshed = 0.0
+        self.queued: dict[str, int] = {}  # tasks forwarded to each node and not back yet
 
     # -- the cluster view --------------------------------------------------
 
@@ -129,6 +132,11 @@ class PeerManager:
         return False
 
     def _any_fitting(self, need: dict[str, float]) -> str | None:
+        """A node with room now; failing that, one that can queue a few more (pipelining).
+
+        Queueing a bounded number of tasks at a busy node keeps its worker fed without a
+        round trip per task, as Ray's worker-lease reuse does.
+        """
         me = self.node.node_id
         best = None
         for n in self.nodes():
@@ -137,7 +145,17 @@ class PeerManager:
             avail = self._available(n)
             if self._fits(avail, need) and (best is None or avail.get("CPU", 0) > best[1]):
                 best = (n["node_id"], avail.get("CPU", 0))
-        return best[0] if best else None
+        if best is not None:
+            return best[0]
+        queued_best = None
+        for n in self.nodes():
+            if n["node_id"] == me or not self._fits(n["total"], need):
+                continue
+            slots = _PIPELINE * max(1.0, n["total"].get("CPU", 1.0))
+            queued = self.queued.get(n["node_id"], 0)
+            if queued < slots and (queued_best is None or queued / slots < queued_best[1]):
+                queued_best = (n["node_id"], queued / slots)
+        return queued_best[0] if queued_best else None
 
     # -- links ----------------------------------------------------------------
 
@@ -160,6 +178,7 @@ class PeerManager:
         pool = self.inflight.setdefault(node_id, {})
         for k, v in need.items():
             pool[k] = pool.get(k, 0.0) + sign * v
+        self.queued[node_id] = max(0, self.queued.get(node_id, 0) + (1 if sign > 0 else -1))
 
     # -- moving values ----------------------------------------------------------
 
