@@ -338,3 +338,23 @@ def test_a_cancelled_future_does_not_break_the_actor() -> None:
     fut.cancel()
     time.sleep(0.7)
     assert shoal.get(ident.remote(2)) == 2
+
+
+@pytest.mark.shoal_backends("local", "cluster")
+def test_cancelling_tasks_as_they_start_keeps_the_runtime_healthy() -> None:
+    # Cancels that race with dispatch and with the end of a task must never lose a
+    # task's answer, nor leave a worker out of step with the runtime.
+    @shoal.remote
+    def quick(x):
+        return x
+
+    for round_ in range(15):
+        refs = [quick.remote(i) for i in range(4)]
+        for ref in refs[1:]:
+            shoal.cancel(ref)
+        for ref in refs:
+            try:
+                shoal.get(ref, timeout=30)
+            except TaskCancelledError:
+                pass
+        assert shoal.get(ident.remote(round_), timeout=30) == round_

@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import cloudpickle
@@ -36,6 +37,21 @@ from shoal._runtime.values import DepMarker, decode_payload, encode_error, encod
 from shoal.exceptions import AsyncioActorExit, TaskCancelledError
 
 _FN_CACHE_MAX = 1024
+_TRIM_AFTER_S = 0.02  # tasks longer than this give their freed heap back to the system
+
+
+def _malloc_trim() -> None:
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
 
 
 class TaskContext:
@@ -86,6 +102,7 @@ class Worker(RuntimeClient):
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
         self.main_cancel = False
+        self.interruptible = False  # the main thread is in user code (a cancel may interrupt it)
         self.retry_types: dict[bytes, tuple[type[BaseException], ...]] = {}
         self.exiting = False
         # Contexts for threads the user starts: the running plain task's, or the actor's.
@@ -134,9 +151,20 @@ class Worker(RuntimeClient):
                     self.dispatch(msgs, main=True)
             finally:
                 self.reader_lock.release()
-        if self.main_cancel:
+        if self.main_cancel and self.interruptible:
+            # Only while user code runs: never in the middle of shoal's own sends.
             self.main_cancel = False
             raise KeyboardInterrupt
+
+    def _enter_user_code(self) -> None:
+        if threading.get_ident() == self.main_ident:
+            if self.main_cancel:
+                self.main_cancel = False
+                raise KeyboardInterrupt
+            self.interruptible = True
+
+    def _leave_user_code(self) -> None:
+        self.interruptible = False
 
     # -- main loop ----------------------------------------------------------
 
@@ -161,9 +189,12 @@ class Worker(RuntimeClient):
         kind = msg[0]
         if msg[1] in self.cancelled:
             self.cancelled.discard(msg[1])
+            if kind == P.EXEC and msg[3] is not None:
+                self.function(msg[2], msg[3])  # the runtime now counts on us knowing it
             err = TaskCancelledError(f"task {msg[8] if kind == P.EXEC else msg[-1]} was cancelled")
             self.send((P.DONE, msg[1], None, encode_error(err), False))
             return
+        started = time.perf_counter()
         try:
             if kind == P.EXEC:
                 self.run_task(msg)
@@ -172,8 +203,15 @@ class Worker(RuntimeClient):
             elif kind == P.CREATE_ACTOR:
                 self.create_actor(msg)
         except KeyboardInterrupt:
-            # A cancel landed between tasks; the task it meant has already reported.
-            pass
+            # Interrupted outside user code (should not happen): still answer for the task.
+            err = TaskCancelledError("the task was cancelled", task_id=msg[1].hex())
+            self.send((P.DONE, msg[1], None, encode_error(err), False))
+        finally:
+            self.main_cancel = False
+            self.interruptible = False
+            if time.perf_counter() - started > _TRIM_AFTER_S:
+                # glibc keeps freed heap (the big temporaries of a long task) otherwise.
+                _malloc_trim()
 
     # -- helpers ------------------------------------------------------------
 
@@ -243,10 +281,15 @@ class Worker(RuntimeClient):
         try:
             fn = self.function(fn_id, fn_bytes)
             args, kwargs = self.decode_args(task_id, args_payload, deps)
+            self._enter_user_code()
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                self._leave_user_code()
             if num_returns == -1:
-                self.stream(task_id, fn(*args, **kwargs), name)
+                self.stream(task_id, result, name)
                 return
-            results = self.encode_returns(fn(*args, **kwargs), num_returns, name)
+            results = self.encode_returns(result, num_returns, name)
         except KeyboardInterrupt:
             self._report_cancel_or_interrupt(task_id, name)
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
@@ -281,7 +324,14 @@ class Worker(RuntimeClient):
         if inspect.isasyncgen(gen):
             gen = _drive_async_gen(gen)
         try:
-            for value in gen:
+            while True:
+                self._enter_user_code()
+                try:
+                    value = next(gen)
+                except StopIteration:
+                    break
+                finally:
+                    self._leave_user_code()
                 payload, contained = encode_value(value, max_inline, self.allocate)
                 self.send((P.GEN_ITEM, task_id, index, (payload, contained)))
                 index += 1
@@ -362,10 +412,15 @@ class Worker(RuntimeClient):
         try:
             args, kwargs = self.decode_args(task_id, args_payload, deps)
             bound = getattr(self.actor, method)
+            self._enter_user_code()
+            try:
+                result = bound(*args, **kwargs)
+            finally:
+                self._leave_user_code()
             if num_returns == -1:
-                self.stream(task_id, bound(*args, **kwargs), name)
+                self.stream(task_id, result, name)
                 return
-            results = self.encode_returns(bound(*args, **kwargs), num_returns, name)
+            results = self.encode_returns(result, num_returns, name)
         except AsyncioActorExit:
             self.actor_exit(task_id)
         except KeyboardInterrupt:
