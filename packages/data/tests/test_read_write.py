@@ -1,0 +1,135 @@
+"""File formats: parquet, CSV, JSON, text, numpy, binary; paths, globs, filesystems, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+import shoal.data as sd
+
+pytestmark = pytest.mark.usefixtures("shoal_runtime")
+
+
+def _rows(ds: sd.Dataset, key: str = "id") -> list:
+    return sorted(r[key] for r in ds.take_all())
+
+
+def test_parquet_round_trip_with_columns_and_paths(tmp_path: Path) -> None:
+    ds = sd.range(1000, override_num_blocks=4).map(lambda r: {"id": r["id"], "half": r["id"] / 2, "s": str(r["id"])})
+    ds.write_parquet(str(tmp_path / "out"))
+    files = sorted(os.listdir(tmp_path / "out"))
+    assert len(files) == 4 and all(f.endswith(".parquet") for f in files)
+    back = sd.read_parquet(str(tmp_path / "out"))
+    assert back.count() == 1000 and back.columns() == ["id", "half", "s"]
+    assert _rows(back) == list(range(1000))
+    only = sd.read_parquet(str(tmp_path / "out"), columns=["half"])
+    assert only.columns() == ["half"] and sd.read_parquet(str(tmp_path / "out")).sum("half") == 249750.0
+    with_paths = sd.read_parquet(str(tmp_path / "out" / files[0]), include_paths=True).take(1)[0]
+    assert with_paths["path"].endswith(files[0])
+    globbed = sd.read_parquet(str(tmp_path / "out" / "*.parquet"))
+    assert globbed.count() == 1000
+    listed = sd.read_parquet([str(tmp_path / "out" / f) for f in files[:2]])
+    assert listed.count() == 500
+
+
+def test_big_parquet_files_split_by_row_groups(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"v": np.arange(10_000)}), tmp_path / "one.parquet", row_group_size=1000)
+    ds = sd.read_parquet(str(tmp_path / "one.parquet"), override_num_blocks=5)
+    mat = ds.materialize()
+    assert mat.num_blocks() == 5 and mat.count() == 10_000
+    assert [r["v"] for r in mat.take_all()] == list(range(10_000))
+    assert ds.limit(1500).count() == 1500
+
+
+def test_directories_skip_hidden_files_and_filter_extensions(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"v": [1]}), tmp_path / "a.parquet")
+    (tmp_path / "sub").mkdir()
+    pq.write_table(pa.table({"v": [2]}), tmp_path / "sub" / "b.parquet")
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".hidden.parquet").write_text("not parquet")
+    (tmp_path / "notes.txt").write_text("not parquet")
+    assert _rows(sd.read_parquet(str(tmp_path)), "v") == [1, 2]
+
+
+def test_missing_paths() -> None:
+    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+        sd.read_csv("/definitely/not/here.csv")
+    with pytest.raises(FileNotFoundError, match="no files match"):
+        sd.read_csv("/tmp/definitely-not-here-*.csv")
+    assert sd.read_csv("/definitely/not/here.csv", ignore_missing_paths=True).count() == 0
+
+
+def test_csv_round_trip_and_options(tmp_path: Path) -> None:
+    sd.from_items([{"a": i, "b": f"x{i}"} for i in range(20)], override_num_blocks=2).write_csv(str(tmp_path))
+    back = sd.read_csv(str(tmp_path))
+    assert back.count() == 20 and _rows(back, "a") == list(range(20))
+    (tmp_path / "semi.txt").write_text("p;q\n1;2\n")
+    import pyarrow.csv as pacsv
+
+    semi = sd.read_csv(str(tmp_path / "semi.txt"), parse_options=pacsv.ParseOptions(delimiter=";"))
+    assert semi.take_all() == [{"p": 1, "q": 2}]
+    with pytest.raises(ValueError, match="CSV cannot represent"):
+        sd.range_tensor(3, shape=(2,)).write_csv(str(tmp_path / "t"))
+
+
+def test_malformed_csv_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,4\n5,6,7\n8,9\n")
+    with pytest.raises(ValueError, match=r"malformed CSV row in .*bad\.csv, line 4: expected 2 columns, got 3"):
+        sd.read_csv(str(bad)).take_all()
+
+
+def test_json_lines_round_trip_and_arrays(tmp_path: Path) -> None:
+    sd.from_items([{"a": i, "t": [i, i]} for i in range(5)]).write_json(str(tmp_path / "out"))
+    back = sd.read_json(str(tmp_path / "out"))
+    assert sorted(back.take_all(), key=lambda r: r["a"])[2] == {"a": 2, "t": [2, 2]}
+    (tmp_path / "arr.json").write_text(json.dumps([{"x": 1}, {"x": 2}]))
+    assert _rows(sd.read_json(str(tmp_path / "arr.json")), "x") == [1, 2]
+    tensors = tmp_path / "tensors"
+    sd.range_tensor(2, shape=(2, 2)).write_json(str(tensors))
+    rows = sd.read_json(str(tensors)).take_all()
+    assert sorted(r["data"] for r in rows) == [[[0, 0], [0, 0]], [[1, 1], [1, 1]]]
+
+
+def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, \n{"a": 4}\n')
+    with pytest.raises(ValueError, match=r"malformed JSON in .*bad\.jsonl, line 3"):
+        sd.read_json(str(bad)).take_all()
+
+
+def test_text_numpy_and_binary_files(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("hello\n\nworld\n")
+    assert [r["text"] for r in sd.read_text(str(tmp_path / "t.txt")).take_all()] == ["hello", "world"]
+    keep = sd.read_text(str(tmp_path / "t.txt"), drop_empty_lines=False)
+    assert [r["text"] for r in keep.take_all()] == ["hello", "", "world"]
+    sd.range_tensor(6, shape=(2, 3)).write_numpy(str(tmp_path / "np"), column="data")
+    arrays = sd.read_numpy(str(tmp_path / "np"))
+    values = sorted(int(r["data"][0, 0]) for r in arrays.take_all())
+    assert values == list(range(6)) and arrays.take(1)[0]["data"].shape == (2, 3)
+    np.save(tmp_path / "plain.npy", np.arange(4))
+    assert _rows(sd.read_numpy(str(tmp_path / "plain.npy")), "data") == [0, 1, 2, 3]
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "x.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "bin" / "y.bin").write_bytes(b"abc")
+    rows = sd.read_binary_files(str(tmp_path / "bin"), include_paths=True).take_all()
+    assert sorted((Path(r["path"]).name, r["bytes"]) for r in rows) == [("x.bin", b"\x00\x01"), ("y.bin", b"abc")]
+
+
+def test_uris_with_any_pyarrow_filesystem(tmp_path: Path) -> None:
+    # A filesystem object plus s3://-style URIs: the scheme is dropped and the
+    # path resolved by that filesystem (here a local tree standing in for a bucket).
+    fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    sd.range(30, override_num_blocks=3).write_parquet("s3://bucket/data", filesystem=fs)
+    assert len(os.listdir(tmp_path / "bucket" / "data")) == 3
+    back = sd.read_parquet("s3://bucket/data", filesystem=fs)
+    assert _rows(back) == list(range(30))
+    assert sd.read_parquet("s3://bucket/data/*.parquet", filesystem=fs).count() == 30
+    assert sd.read_parquet(f"file://{tmp_path}/bucket/data").count() == 30
