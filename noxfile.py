@@ -25,7 +25,7 @@ TEST_EXTRAS = {
     "autoscaler": "[aws,test]",
 }
 # Sibling packages a package's tests use.
-TEST_SIBLINGS = {"train": ["data"]}
+TEST_SIBLINGS = {"train": ["data", "tune"], "rl": ["tune"]}
 NEEDS_TORCH = {"train", "rl"}
 # Backends each package's tests run on; "local" is the default runtime.
 BACKENDS = {"core": ["inline", "local", "cluster"]}

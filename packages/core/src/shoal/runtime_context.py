@@ -53,6 +53,11 @@ class RuntimeContext:
         return self._info.placement_group_id
 
     @property
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
+        """Whether tasks and actors started here land in the current placement group by default."""
+        return self._info.capture_child_tasks
+
+    @property
     def was_current_actor_reconstructed(self) -> bool:
         """True in an actor that has been restarted after a failure."""
         return self._info.was_restarted

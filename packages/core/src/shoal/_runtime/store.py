@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class SharedMemoryStore:
         return seg
 
     def _close_segment(self, seg: Segment) -> None:
+        _forget_write_map(seg.fd)
         os.close(seg.fd)
         self.reserved -= seg.size
 
@@ -169,6 +171,7 @@ class SharedMemoryStore:
 
     def close(self) -> None:
         for seg in [*self._chunks, *self._dedicated.values(), *self._spare]:
+            _forget_write_map(seg.fd)
             try:
                 os.close(seg.fd)
             except OSError:
@@ -204,29 +207,65 @@ def map_readonly(path: str, offset: int, size: int, on_release: Callable[[], Non
     return m
 
 
+# Writable mappings of this process's own segments, kept while the segment lives: mapping a
+# large segment again (and populating its page tables) for every write costs more than the copy.
+_WRITE_MAPS: dict[int, mmap.mmap] = {}
+_MAPS_LOCK = threading.Lock()
+
+
+def _own_write_view(fd: int, offset: int, size: int) -> memoryview:
+    with _MAPS_LOCK:
+        m = _WRITE_MAPS.get(fd)
+        if m is None:
+            total = os.fstat(fd).st_size
+            m = _WRITE_MAPS[fd] = mmap.mmap(fd, total, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+    return memoryview(m)[offset : offset + size]
+
+
+def _forget_write_map(fd: int) -> None:
+    with _MAPS_LOCK:
+        m = _WRITE_MAPS.pop(fd, None)
+    if m is not None:
+        try:
+            m.close()
+        except BufferError:
+            pass  # a writer still holds a view; the mapping goes with it
+
+
 def write_into(path: str, offset: int, size: int, pieces: list[memoryview | bytes]) -> list[int]:
     """Copy ``pieces`` one after another (64-byte aligned) into the region; returns their offsets."""
     fd, owned = _open_fd(path)
+    if not owned:
+        view = _own_write_view(fd, offset, size)
+        try:
+            return _copy_pieces(view, pieces)
+        finally:
+            view.release()
     try:
         m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, offset=offset)
     finally:
-        if owned:
-            os.close(fd)
+        os.close(fd)
     try:
         view = memoryview(m)
-        pos = 0
-        offsets = []
-        for piece in pieces:
-            mv = piece if isinstance(piece, memoryview) else memoryview(piece)
-            if mv.format != "B" or mv.ndim != 1:
-                mv = mv.cast("B")
-            n = mv.nbytes
-            view[pos : pos + n] = mv
-            offsets.append(pos)
-            pos = (pos + n + 63) // 64 * 64
-        view.release()
+        try:
+            return _copy_pieces(view, pieces)
+        finally:
+            view.release()
     finally:
         m.close()
+
+
+def _copy_pieces(view: memoryview, pieces: list[memoryview | bytes]) -> list[int]:
+    pos = 0
+    offsets = []
+    for piece in pieces:
+        mv = piece if isinstance(piece, memoryview) else memoryview(piece)
+        if mv.format != "B" or mv.ndim != 1:
+            mv = mv.cast("B")
+        n = mv.nbytes
+        view[pos : pos + n] = mv
+        offsets.append(pos)
+        pos = (pos + n + 63) // 64 * 64
     return offsets
 
 

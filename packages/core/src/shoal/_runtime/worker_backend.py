@@ -217,6 +217,7 @@ class WorkerBackend(Backend):
             assigned_resources=dict(ctx.resources) if ctx else dict(w.actor_resources),
             gpu_ids=list(ctx.gpu_ids) if ctx else list(w.actor_gpu_ids),
             placement_group_id=ctx.pg_id.hex() if ctx and ctx.pg_id else None,
+            capture_child_tasks=bool(ctx and ctx.capture_pg),
             was_restarted=w.actor_restarted,
             runtime_env=dict(info.get("runtime_env") or {}),
         )

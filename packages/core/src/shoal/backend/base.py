@@ -44,6 +44,7 @@ class RuntimeInfo:
     assigned_resources: dict[str, float] = field(default_factory=dict)
     gpu_ids: list[int] = field(default_factory=list)
     placement_group_id: str | None = None
+    capture_child_tasks: bool = False
     was_restarted: bool = False
     runtime_env: dict[str, Any] = field(default_factory=dict)
 
