@@ -191,7 +191,7 @@ def test_stop_dict_and_max_concurrent(tmp_path):
         i = 0
         while True:
             i += 1
-            tune.report({"i": i, "res": dict(tune.get_context().get_trial_resources())})
+            tune.report({"i": i, "res": tune.get_context().get_trial_resources().required_resources})
 
     grid = tune.Tuner(
         endless,
@@ -201,6 +201,48 @@ def test_stop_dict_and_max_concurrent(tmp_path):
     ).fit()
     assert [r.metrics["i"] for r in grid] == [4, 4]
     assert grid[0].metrics["res"] == {"CPU": 1.0}
+
+
+def sees_available_cpus(config):
+    import time
+
+    import shoal
+
+    # Wait (briefly) until every trial of the grid holds its share, so the value seen is
+    # the one while all of them run.
+    deadline = time.monotonic() + 15
+    cpus = shoal.available_resources().get("CPU", 0.0)
+    while abs(cpus - config["expect"]) > 1e-9 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        cpus = shoal.available_resources().get("CPU", 0.0)
+    tune.report({"cpus": cpus})
+
+
+# The inline backend does not reserve resources for actors, so only local shows what a trial holds.
+@pytest.mark.shoal_backends("local")
+@pytest.mark.parametrize(
+    ("resources", "expect"), [({"cpu": 0.5}, 1.5), ({"CPU": 1.5, "gpu": 0}, 0.5), (None, 1.0)], ids=str
+)
+def test_a_trial_holds_what_it_asked_for(tmp_path, resources, expect):
+    trainable = sees_available_cpus if resources is None else tune.with_resources(sees_available_cpus, resources)
+    grid = tune.Tuner(trainable, param_space={"expect": expect}, run_config=run_config(tmp_path)).fit()
+    assert grid.num_errors == 0, grid.errors
+    assert grid[0].metrics["cpus"] == expect  # of the 2 CPUs of the runtime
+
+
+@pytest.mark.shoal_backends("local")
+def test_concurrent_fractional_trials_each_hold_their_share(tmp_path):
+    # The reported bug: two trials of {"cpu": 0} saw 0 CPUs left, as each trial held 1 CPU
+    # anyway. {"cpu": 0} is refused now (as in Ray); fractional requests hold exactly that.
+    grid = tune.Tuner(
+        tune.with_resources(sees_available_cpus, {"cpu": 0.5}),
+        param_space={"expect": 1.0, "i": tune.grid_search([0, 1])},
+        run_config=run_config(tmp_path),
+    ).fit()
+    assert grid.num_errors == 0, grid.errors
+    assert [r.metrics["cpus"] for r in grid] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="ask for nothing"):
+        tune.with_resources(sees_available_cpus, {"cpu": 0})
 
 
 def test_time_budget_ends_the_experiment(tmp_path):
@@ -226,7 +268,8 @@ def test_with_parameters_and_with_resources(tmp_path):
     big = list(range(10_000))
 
     def uses_data(config, data):
-        tune.report({"total": sum(data) * config["k"], "cpus": tune.get_context().get_trial_resources()["CPU"]})
+        cpus = tune.get_context().get_trial_resources().required_resources["CPU"]
+        tune.report({"total": sum(data) * config["k"], "cpus": cpus})
 
     trainable = tune.with_resources(tune.with_parameters(uses_data, data=big), {"cpu": 2})
     grid = tune.Tuner(
@@ -434,7 +477,8 @@ def test_checkpoint_callbacks(tmp_path):
 
 
 def reports_resources(config):
-    tune.report({"res": tune.get_context().get_trial_resources()})
+    pgf = tune.get_context().get_trial_resources()
+    tune.report({"res": pgf.required_resources, "bundles": pgf.bundles, "empty_head": pgf.head_bundle_is_empty})
 
 
 @pytest.mark.parametrize("head", [{"CPU": 1}, {}], ids=["head-bundle", "empty-head"])
@@ -447,3 +491,5 @@ def test_placement_group_factory_trials(tmp_path, head):
     ).fit()
     assert grid.num_errors == 0, grid.errors
     assert [r.metrics["res"] for r in grid] == [{"CPU": 1.0 + head.get("CPU", 0)}] * 2
+    assert grid[0].metrics["bundles"] == ([{"CPU": 1.0}] if not head else [{"CPU": 1.0}, {"CPU": 1.0}])
+    assert grid[0].metrics["empty_head"] is (not head)

@@ -36,9 +36,11 @@ class CheckpointManager:
     :meth:`Result.from_path`) finds the checkpoints again.
     """
 
-    def __init__(self, storage: _storage.StorageContext, config: CheckpointConfig) -> None:
+    def __init__(self, storage: _storage.StorageContext, config: CheckpointConfig, persist: bool = True) -> None:
         self._storage = storage
         self._config = config
+        # False inside a tune trial: tune keeps the books (and the files) of the trial's checkpoints.
+        self._persist = persist
         self._kept: list[RegisteredCheckpoint] = []  # worst first (oldest first without a score)
         self._latest: RegisteredCheckpoint | None = None
         self._next_index = 0
@@ -110,6 +112,8 @@ class CheckpointManager:
     # -- snapshot -----------------------------------------------------------------
 
     def save(self) -> None:
+        if not self._persist:
+            return
         state = {
             "next_index": self._next_index,
             "report_count": self.report_count,

@@ -7,6 +7,11 @@ its function raised) ends the attempt: after a short grace period, in which
 the failures of other ranks are collected too, the whole group is killed and,
 within ``FailureConfig.max_failures``, a new one resumes from the latest
 checkpoint.
+
+Run as a tune trial (``tune_link``), the run lives in the trial's folder and
+each step goes to ``tune.report``; tune keeps the checkpoint books, writes the
+results and retries failed trials (its own ``FailureConfig``), so the run
+itself writes no snapshot or results file and does not restart its group.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shoal
 from shoal.exceptions import ActorError
@@ -24,11 +29,14 @@ from shoal.train._worker import ERRORED, FINISHED
 from shoal.train._worker_group import WorkerGroup, check_resources
 from shoal.train.backend import BackendConfig, WorkerGroupInfo
 from shoal.train.checkpoint import Checkpoint
-from shoal.train.config import RunConfig, ScalingConfig
+from shoal.train.config import CheckpointConfig, RunConfig, ScalingConfig
 from shoal.train.context import TrainContext, TrainRunContext
 from shoal.train.data_config import DataConfig, shard_datasets
 from shoal.train.exceptions import WorkerDiedError, WorkerGroupError
 from shoal.train.result import Result, result_from
+
+if TYPE_CHECKING:
+    from shoal.train._tune import TuneLink
 
 logger = logging.getLogger("shoal.train")
 
@@ -79,8 +87,10 @@ class TrainController:
         datasets: dict[str, Any],
         data_config: DataConfig,
         resume_from_checkpoint: Checkpoint | None,
+        tune_link: TuneLink | None = None,
     ) -> None:
         self.train_fn = train_fn
+        self.tune_link = tune_link
         self.train_loop_config = train_loop_config
         self.backend_config = backend_config
         self.scaling = scaling_config
@@ -88,9 +98,13 @@ class TrainController:
         self.datasets = datasets
         self.data_config = data_config
         self.resume_from = resume_from_checkpoint
+        if tune_link is not None and tune_link.checkpoint is not None:
+            self.resume_from = tune_link.checkpoint  # the trial's own latest checkpoint wins
         self.run_context = TrainRunContext(run_config, scaling_config, train_loop_config, backend_config)
         assert run_config.name is not None
         self.progress = _Progress(run_config.name)
+        if tune_link is not None:
+            self.progress.enabled = False  # tune shows the trials
         self.latest_metrics: dict[str, Any] | None = None
         self._results: list[str] = []
 
@@ -103,19 +117,27 @@ class TrainController:
         group = self._new_group()
         try:
             rc = self.run_config
-            assert rc.name is not None and isinstance(rc.storage_path, str)
-            self.storage = _storage.StorageContext(rc.storage_path, rc.name, rc.storage_filesystem)
-            _storage.makedirs(self.storage.fs, self.storage.experiment_fs_path)
-            assert rc.checkpoint_config is not None
-            self.manager = CheckpointManager(self.storage, rc.checkpoint_config)
-            if self.manager.load():
-                self.progress.say(f"resuming the run in {self.storage.experiment_fs_path}")
+            link = self.tune_link
+            if link is not None:
+                self.storage = link.storage
+                # Tune prunes the trial's checkpoints (its CheckpointConfig); keep every one here.
+                self.manager = CheckpointManager(self.storage, CheckpointConfig(), persist=False)
+                self.manager.report_count = link.first_index
+            else:
+                assert rc.name is not None and isinstance(rc.storage_path, str)
+                self.storage = _storage.StorageContext(rc.storage_path, rc.name, rc.storage_filesystem)
+                _storage.makedirs(self.storage.fs, self.storage.experiment_fs_path)
+                assert rc.checkpoint_config is not None
+                self.manager = CheckpointManager(self.storage, rc.checkpoint_config)
+                if self.manager.load():
+                    self.progress.say(f"resuming the run in {self.storage.experiment_fs_path}")
             self.fn_ref = shoal.put(self.train_fn)
         except BaseException:
             group.shutdown()
             raise
         assert rc.failure_config is not None
-        max_failures = rc.failure_config.max_failures
+        # A trial's failure is tune's to retry (from the trial's latest checkpoint).
+        max_failures = 0 if self.tune_link is not None else rc.failure_config.max_failures
         failures = 0
         while True:
             worker_failures, return_value = self._attempt(group)
@@ -151,7 +173,8 @@ class TrainController:
                 infos = group.wait_ready()
             except Exception as e:  # noqa: BLE001 - a worker that cannot start is a worker failure
                 return {0: _as_worker_error(e, None, None)}, None
-            self._remove_stray_checkpoints()
+            if self.tune_link is None:
+                self._remove_stray_checkpoints()
             setup = self.backend_config.on_group_start(
                 WorkerGroupInfo(infos, self.scaling.use_gpu, self.scaling.num_cpus_per_worker)
             )
@@ -165,6 +188,7 @@ class TrainController:
             self.world_size = n
             pending: dict[Any, tuple[str, int]] = {}
             assert self.run_config.name is not None
+            link = self.tune_link
             for rank, (worker, info) in enumerate(zip(group.workers, infos, strict=True)):
                 context = TrainContext(
                     world_rank=rank,
@@ -172,9 +196,10 @@ class TrainController:
                     local_rank=info["local_rank"],
                     local_world_size=info["local_world_size"],
                     node_rank=info["node_rank"],
-                    experiment_name=self.run_config.name,
+                    experiment_name=link.experiment_name if link is not None else self.run_config.name,
                     storage=self.storage,
                     metadata={},
+                    trial_name=link.trial_name if link is not None else None,
                 )
                 ref = worker.start.remote(
                     self.fn_ref,
@@ -198,6 +223,8 @@ class TrainController:
                 except Exception as e:  # noqa: BLE001
                     logger.warning("backend shutdown failed: %s", e)
             group.shutdown()
+            if self.tune_link is not None:
+                self.tune_link.remove_unreported()
 
     def _poll(
         self, group: WorkerGroup, infos: list[dict[str, Any]], pending: dict[Any, tuple[str, int]]
@@ -265,12 +292,16 @@ class TrainController:
         if checkpoint is not None:
             self.manager.register(checkpoint, metrics[0], dir_name)
         self.latest_metrics = metrics[0]
-        self._results.append(_storage.to_json(metrics[0]) + "\n")
-        if checkpoint is not None:
-            self._flush_results()
+        if self.tune_link is None:  # a trial's results are tune's to write
+            self._results.append(_storage.to_json(metrics[0]) + "\n")
+            if checkpoint is not None:
+                self._flush_results()
         self.progress.report(index, metrics[0], checkpoint)
         for cb in self.run_config.callbacks or []:
             cb.after_report(self.run_context, metrics, checkpoint)
+        if self.tune_link is not None:
+            # Blocks until tune asks for the next step; a trial that tune stops unwinds from here.
+            self.tune_link.report(metrics[0], checkpoint)
 
     def _flush_results(self) -> None:
         if not self._results or not hasattr(self, "storage"):

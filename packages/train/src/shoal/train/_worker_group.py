@@ -47,15 +47,67 @@ def check_resources(scaling: ScalingConfig, has_datasets: bool = False) -> None:
         )
 
 
+def _fits(need: dict[str, float], bundle: dict[str, float]) -> bool:
+    return all(bundle.get(k, 0.0) + 1e-9 >= v for k, v in need.items() if v > 0)
+
+
+def _enclosing_bundles(scaling: ScalingConfig) -> tuple[Any, list[int]] | None:
+    """The placement group this code runs in and the bundles of it that hold the workers, if it can.
+
+    A trainer run as a tune trial runs inside the trial's group, whose last
+    ``num_workers`` bundles tune reserved for the workers (see
+    ``DataParallelTrainer.as_trainable``). Making a second group for the same
+    workers would wait for resources the first one holds: with every trial
+    holding its share that wait never ends.
+    """
+    current = shoal.util.get_current_placement_group()
+    if current is None:
+        return None
+    ctx = shoal.get_runtime_context()
+    # Ray's test: only a group that captures its children is the trainer's to use. Cores
+    # that do not say so are trusted (tune's trials always capture).
+    if getattr(ctx, "should_capture_child_tasks_in_placement_group", True) is False:
+        return None
+    n = scaling.num_workers
+    bundles = current.bundle_specs
+    need = scaling.worker_resources
+    # A caller that holds resources sits in one of the bundles (the first, by tune's rule):
+    # the workers need n bundles besides it.
+    holds = any(v > 0 for v in ctx.get_assigned_resources().values())
+    if len(bundles) < n + int(holds) or not all(_fits(need, b) for b in bundles[-n:]):
+        logger.info(
+            "the trainer runs in placement group %s whose bundles %s cannot hold %d workers of %s; "
+            "the workers get a placement group of their own",
+            current.id.hex(),
+            bundles,
+            n,
+            need,
+        )
+        return None
+    return current, list(range(len(bundles) - n, len(bundles)))
+
+
 class WorkerGroup:
-    """N worker actors, one per bundle of a placement group; ``workers`` is in world-rank order."""
+    """N worker actors, one per bundle of a placement group; ``workers`` is in world-rank order.
+
+    The group is the enclosing one when the trainer runs inside a placement
+    group that can hold the workers (a tune trial's); it is left in place at
+    shutdown. Otherwise the group is made here and removed at shutdown.
+    """
 
     def __init__(self, scaling: ScalingConfig, prefetch: tuple[str, ...], runtime_env: dict[str, Any] | None) -> None:
         self.scaling = scaling
         resources = dict(scaling.worker_resources)
-        self.pg = shoal.util.placement_group(
-            [dict(resources) for _ in range(scaling.num_workers)], strategy=scaling.placement_strategy
-        )
+        enclosing = _enclosing_bundles(scaling)
+        if enclosing is not None:
+            self.pg, indices = enclosing
+            self.owns_pg = False
+        else:
+            self.pg = shoal.util.placement_group(
+                [dict(resources) for _ in range(scaling.num_workers)], strategy=scaling.placement_strategy
+            )
+            indices = list(range(scaling.num_workers))
+            self.owns_pg = True
         options: dict[str, Any] = {
             "num_cpus": resources.pop("CPU", 0.0),
             "num_gpus": resources.pop("GPU", 0.0),
@@ -71,7 +123,7 @@ class WorkerGroup:
                 **options,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
             ).remote(prefetch)
-            for i in range(scaling.num_workers)
+            for i in indices
         ]
         self.infos: list[dict[str, Any]] = []
 
@@ -105,6 +157,8 @@ class WorkerGroup:
             except Exception as e:  # noqa: BLE001 - a dead actor is what we want
                 logger.debug("killing a training worker: %s", e)
         self.workers = []
+        if not self.owns_pg:
+            return  # the enclosing group (a tune trial's) outlives this attempt
         try:
             shoal.util.remove_placement_group(self.pg)
         except Exception as e:  # noqa: BLE001

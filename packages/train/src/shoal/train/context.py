@@ -34,6 +34,8 @@ class TrainContext:
     experiment_name: str
     storage: StorageContext
     metadata: dict[str, Any]
+    # Set when the run is a tune trial: the trial's name (the experiment is tune's).
+    trial_name: str | None = None
 
     def get_world_size(self) -> int:
         """Number of workers in the group."""
@@ -56,14 +58,15 @@ class TrainContext:
         return self.node_rank
 
     def get_experiment_name(self) -> str:
-        """The run's name (``RunConfig.name``)."""
+        """The run's name (``RunConfig.name``), or the tune experiment's when the run is a trial."""
         return self.experiment_name
 
     def get_trial_name(self) -> str:
-        return self.experiment_name
+        """The tune trial's name when the run is a trial; the run's name otherwise."""
+        return self.trial_name or self.experiment_name
 
     def get_trial_dir(self) -> str:
-        """The run's directory on storage."""
+        """The run's directory on storage (the tune trial's folder when the run is a trial)."""
         return self.storage.experiment_fs_path
 
     def get_storage(self) -> StorageContext:

@@ -93,5 +93,22 @@ class DataParallelTrainer:
         )
         return controller.run()
 
+    def as_trainable(self) -> Any:
+        """This trainer as a shoal.tune trainable; ``Tuner(trainer, ...)`` calls it.
+
+        Each trial runs one ``fit()``. ``param_space`` may set
+        ``train_loop_config`` (merged into this trainer's, nested dicts key by
+        key), ``scaling_config`` and ``datasets``. A trial reserves one
+        placement group: an empty head bundle for itself and one bundle per
+        worker, and its workers run in those bundles. Every step the workers
+        report is one tune result; checkpoints land in the trial's folder.
+        A failed trial is retried by tune's ``FailureConfig`` from its latest
+        checkpoint (the trainer's own failure config applies only when the
+        Tuner is given no ``run_config``).
+        """
+        from shoal.train._tune import TrainTrainable
+
+        return TrainTrainable(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scaling_config={self.scaling_config!r})"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from shoal.tune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from shoal.tune.error import TuneError
     from shoal.tune.experiment.trial import Trial
+    from shoal.tune.registry import register_trainable
     from shoal.tune.result import Result
     from shoal.tune.result_grid import ResultGrid
     from shoal.tune.search.sample import (
@@ -82,6 +83,7 @@ __all__ = [
     "quniform",
     "randint",
     "randn",
+    "register_trainable",
     "report",
     "sample_from",
     "uniform",
@@ -99,6 +101,7 @@ _LAZY = {
     "RunConfig": "shoal.tune.config",
     "TuneConfig": "shoal.tune.config",
     "TuneError": "shoal.tune.error",
+    "register_trainable": "shoal.tune.registry",
     "Trial": "shoal.tune.experiment.trial",
     "Result": "shoal.tune.result",
     "ResultGrid": "shoal.tune.result_grid",
@@ -108,7 +111,7 @@ _LAZY = {
     "get_context": "shoal.tune.trainable.session",
     "report": "shoal.tune.trainable.session",
     "Trainable": "shoal.tune.trainable.trainable",
-    "PlacementGroupFactory": "shoal.tune.trainable.util",
+    "PlacementGroupFactory": "shoal.tune.execution.placement_groups",
     "with_parameters": "shoal.tune.trainable.util",
     "with_resources": "shoal.tune.trainable.util",
     "Tuner": "shoal.tune.tuner",
@@ -131,7 +134,7 @@ _LAZY = {
         )
     },
 }
-_SUBMODULES = ("schedulers", "search", "stopper", "execution", "experiment", "trainable")
+_SUBMODULES = ("schedulers", "search", "stopper", "execution", "experiment", "trainable", "registry")
 
 
 def __getattr__(name: str) -> Any:

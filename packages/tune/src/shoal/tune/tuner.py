@@ -45,13 +45,49 @@ def _capacity() -> dict[str, float]:
     return {k: float(v) for k, v in total.items() if not k.startswith("node:") and k != "object_store_memory" and v > 0}
 
 
+def _run_config_of_trainer(trainer: Any) -> RunConfig | None:
+    """A tune RunConfig carrying over what a shoal.train trainer's RunConfig says, if it has one."""
+    from shoal.tune.config import CheckpointConfig, FailureConfig
+
+    rc = getattr(trainer, "run_config", None)
+    if rc is None:
+        return None
+    cc, fc = getattr(rc, "checkpoint_config", None), getattr(rc, "failure_config", None)
+    checkpoint_config = None
+    if cc is not None:
+        checkpoint_config = CheckpointConfig(
+            num_to_keep=cc.num_to_keep,
+            checkpoint_score_attribute=cc.checkpoint_score_attribute,
+            checkpoint_score_order=cc.checkpoint_score_order,
+        )
+    storage_path = getattr(rc, "storage_path", None)
+    if getattr(rc, "storage_filesystem", None) is not None or (
+        isinstance(storage_path, str) and "://" in storage_path and not storage_path.startswith("file://")
+    ):
+        raise ValueError(
+            "the trainer's RunConfig stores to a remote filesystem, which shoal.tune does not support; "
+            "pass Tuner(run_config=tune.RunConfig(storage_path=<local path>))"
+        )
+    if isinstance(storage_path, str) and storage_path.startswith("file://"):
+        storage_path = storage_path[len("file://") :]
+    # The name is left out: a trainer's RunConfig always has one (a generated default), and
+    # the experiment is named after the trainable unless the Tuner's RunConfig says otherwise.
+    return RunConfig(
+        storage_path=storage_path,
+        checkpoint_config=checkpoint_config,
+        failure_config=FailureConfig(max_failures=fc.max_failures) if fc is not None else None,
+    )
+
+
 class Tuner:
     """Run trials of ``trainable`` over ``param_space`` and collect their results.
 
     ``trainable`` is a function ``fn(config)`` that calls ``tune.report``, a
-    :class:`~shoal.tune.Trainable` subclass, or a trainer object offering
-    ``as_trainable()`` (shoal.train's trainers). ``param_space`` holds
-    constants, search domains (``tune.uniform``...) and ``tune.grid_search``.
+    :class:`~shoal.tune.Trainable` subclass, a class of the trainable shape
+    (shoal.rl's algorithms), a trainer object offering ``as_trainable()``
+    (shoal.train's trainers) or a registered name (``"PPO"``). ``param_space``
+    holds constants, search domains (``tune.uniform``...) and
+    ``tune.grid_search``; a config object with ``to_dict()`` stands for its dict.
     """
 
     def __init__(
@@ -63,9 +99,17 @@ class Tuner:
         run_config: RunConfig | None = None,
     ) -> None:
         if trainable is None:
-            raise TypeError("Tuner needs a trainable: a function, a Trainable class or a trainer")
+            raise TypeError("Tuner needs a trainable: a function, a Trainable class, a trainer or a registered name")
         if param_space is not None and not isinstance(param_space, dict):
-            raise TypeError(f"param_space must be a dict, got {type(param_space).__name__}")
+            to_dict = getattr(param_space, "to_dict", None)
+            if not callable(to_dict):
+                raise TypeError(
+                    f"param_space must be a dict (or a config object with to_dict()), got {type(param_space).__name__}"
+                )
+            # An algorithm config (shoal.rl's PPOConfig...) is searched as its dict form, as in Ray.
+            param_space = to_dict()
+            if not isinstance(param_space, dict):
+                raise TypeError(f"param_space.to_dict() must return a dict, got {type(param_space).__name__}")
         if tune_config is not None and not isinstance(tune_config, TuneConfig):
             raise TypeError(f"tune_config must be a tune.TuneConfig, got {tune_config!r}")
         if run_config is not None and not isinstance(run_config, RunConfig):
@@ -73,6 +117,10 @@ class Tuner:
         self._trainable = resolve_trainable(trainable)
         self._param_space = dict(param_space or {})
         self._tune_config = tune_config or TuneConfig()
+        if run_config is None and hasattr(trainable, "as_trainable"):
+            # A trainer's own RunConfig (name, storage, checkpoints, failures) applies to its
+            # trials unless the Tuner is given one, as in Ray.
+            run_config = _run_config_of_trainer(trainable)
         self._run_config = run_config or RunConfig()
         self._restored: tuple[dict[str, Any], dict[str, bool]] | None = None
         self._experiment_path: str | None = None

@@ -28,7 +28,7 @@ from shoal.tune.error import TuneError
 from shoal.tune.experiment.trial import CheckpointRecord, Trial
 from shoal.tune.schedulers.trial_scheduler import TrialScheduler
 from shoal.tune.search.search_algorithm import SearchAlgorithm
-from shoal.tune.search.variant_generator import format_vars
+from shoal.tune.search.variant_generator import flatten_dict, format_vars
 from shoal.tune.stopper import Stopper
 
 __all__ = [
@@ -305,9 +305,10 @@ class TrialController:
         self._live.pop(trial.trial_id, None)
         if trial.last_result:
             trial.last_result["done"] = True
+        flat = flatten_dict(trial.last_result)
         if notify_scheduler:
-            self.scheduler.on_trial_complete(self, trial, trial.last_result)
-        self.search_alg.on_trial_complete(trial.trial_id, result=trial.last_result or None)
+            self.scheduler.on_trial_complete(self, trial, flat)
+        self.search_alg.on_trial_complete(trial.trial_id, result=flat or None)
         self._side_commands.append(TrialFinished(trial))
 
     # -- creating trials -------------------------------------------------------------
@@ -433,16 +434,19 @@ class TrialController:
             return []
         result = event.result
         trial.update_last_result(result)
+        # Stoppers, schedulers and searchers see the result flattened, as in Ray, so a metric
+        # may name a nested value ("env_runners/episode_return_mean").
+        flat = flatten_dict(result)
         commands: list[Command] = []
         name = result.get("checkpoint_dir_name")
         if name:
             commands += self._register_checkpoint(trial, os.path.join(trial.path or "", name), dict(result))
         stopper = self.settings.stopper
-        if result.get("done") or (stopper is not None and stopper(trial.trial_id, result)):
+        if result.get("done") or (stopper is not None and stopper(trial.trial_id, flat)):
             decision = TrialScheduler.STOP
         else:
-            decision = self.scheduler.on_trial_result(self, trial, result)
-        self.search_alg.on_trial_result(trial.trial_id, result)
+            decision = self.scheduler.on_trial_result(self, trial, flat)
+        self.search_alg.on_trial_result(trial.trial_id, flat)
         if decision == TrialScheduler.STOP:
             result["done"] = True
         commands.append(RecordResult(trial, result))
@@ -501,7 +505,7 @@ class TrialController:
         trial.status = Trial.ERROR
         self._live.pop(trial.trial_id, None)
         self.scheduler.on_trial_error(self, trial)
-        self.search_alg.on_trial_complete(trial.trial_id, result=trial.last_result or None, error=True)
+        self.search_alg.on_trial_complete(trial.trial_id, result=flatten_dict(trial.last_result) or None, error=True)
         commands: list[Command] = [released, RecordError(trial, retrying=False)]
         if self.settings.fail_fast:
             if self.settings.fail_fast == "raise":
@@ -579,7 +583,7 @@ class TrialController:
             sign = 1.0 if self.settings.checkpoint_score_order == "max" else -1.0
 
             def score(r: CheckpointRecord) -> float:
-                value = r.metrics.get(attr)
+                value = r.metrics.get(attr, flatten_dict(r.metrics).get(attr))
                 return sign * float(value) if isinstance(value, (int, float)) else -math.inf
 
             ranked = sorted(trial.checkpoints, key=score, reverse=True)
@@ -619,7 +623,7 @@ class TrialController:
 
 
 def _dir_name(trial: Trial, date: str) -> str:
-    text = f"{trial.trainable_name}_{trial.trial_id}_{trial.experiment_tag}"
+    text = f"{trial.default_name()}_{trial.experiment_tag}"
     text = text[:130]
     for bad in '/\\:*?"<>| ':
         text = text.replace(bad, "_")

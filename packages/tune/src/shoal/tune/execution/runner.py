@@ -257,6 +257,8 @@ class TrialRunner:
             "trial_dir": trial.path,
             "config": trial.config,
             "resources": dict(trial.resources),
+            "bundles": [dict(b) for b in trial.bundles] if trial.bundles else None,
+            "strategy": trial.strategy,
             "checkpoint": cmd.checkpoint.path if cmd.checkpoint is not None else None,
             "counters": cmd.counters,
             "checkpoint_index": trial.checkpoint_index,

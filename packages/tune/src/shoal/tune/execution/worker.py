@@ -79,6 +79,8 @@ class TrialWorker:
             experiment_name=self._experiment_name,
             experiment_dir=self._experiment_dir,
             resources=spec["resources"],
+            bundles=spec.get("bundles"),
+            strategy=spec.get("strategy", "PACK"),
             checkpoint_index=spec["checkpoint_index"],
         )
         session._set_current(self._ctx)

@@ -12,6 +12,7 @@ from collections import deque
 from typing import Any
 
 from shoal.tune.checkpoint import Checkpoint
+from shoal.tune.search.variant_generator import flatten_dict
 
 __all__ = ["Trial", "CheckpointRecord"]
 
@@ -57,8 +58,10 @@ class Trial:
         self.trial_id = trial_id
         self.experiment_tag = experiment_tag
         self.evaluated_params = dict(evaluated_params or {})
-        self.resources: dict[str, float] = dict(resources or {"CPU": 1.0})
-        # Extra placement-group bundles (PlacementGroupFactory); the trainable runs in the first.
+        # An empty dict is a trial that holds nothing (only None means the default).
+        self.resources: dict[str, float] = dict(resources) if resources is not None else {"CPU": 1.0}
+        # All placement-group bundles, head first ({} when the trainable holds nothing itself),
+        # for trials with several bundles; None for a plain one-bundle trial.
         self.bundles: list[dict[str, float]] | None = bundles
         self.strategy = strategy
         self.status = Trial.PENDING
@@ -86,10 +89,18 @@ class Trial:
 
     # -- naming --------------------------------------------------------------
 
+    def default_name(self) -> str:
+        """``<trainable>_<trial id>``, with the config's ``env`` between them when it has one (as in Ray)."""
+        env = self.config.get("env") if isinstance(self.config, dict) else None
+        env_name = env if isinstance(env, str) else getattr(env, "__name__", None) if env is not None else None
+        if env_name:
+            return f"{self.trainable_name}_{env_name}_{self.trial_id}".replace("/", "_")
+        return f"{self.trainable_name}_{self.trial_id}"
+
     def __str__(self) -> str:
         if self.custom_trial_name is not None:
             return self.custom_trial_name
-        return f"{self.trainable_name}_{self.trial_id}"
+        return self.default_name()
 
     def __repr__(self) -> str:
         return str(self)
@@ -117,7 +128,8 @@ class Trial:
     def update_last_result(self, result: dict[str, Any]) -> None:
         self.last_result = result
         self.num_results += 1
-        for key, value in result.items():
+        # Nested metrics are tracked under their flattened names ("env_runners/episode_return_mean").
+        for key, value in flatten_dict(result).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             value = float(value)

@@ -32,23 +32,41 @@ class TrialContext:
     experiment_name: str | None = None
     experiment_dir: str | None = None
     resources: dict[str, float] = field(default_factory=dict)
+    # All bundles, head first, for trials with several; None for one-bundle trials.
+    bundles: list[dict[str, float]] | None = None
+    strategy: str = "PACK"
     checkpoint_index: int = 0
     # Set by FunctionTrainable for its thread: (metrics, persisted checkpoint) -> None.
     reporter: Callable[[dict[str, Any], Checkpoint | None], None] | None = None
     latest_checkpoint: Checkpoint | None = None
 
     def persist(self, checkpoint: Checkpoint) -> Checkpoint:
-        """Copy a reported checkpoint into the trial folder as ``checkpoint_NNNNNN``."""
+        """Copy a reported checkpoint into the trial folder as ``checkpoint_NNNNNN``.
+
+        A checkpoint that already is a ``checkpoint_NNNNNN`` folder of this trial
+        (shoal.train's workers write them there directly) is taken as it is.
+        """
         if self.trial_dir is None:
             return checkpoint
+        src = os.path.abspath(checkpoint.path)
+        number = _checkpoint_number(os.path.basename(src))
+        if number is not None and os.path.dirname(src) == os.path.abspath(self.trial_dir):
+            self.checkpoint_index = max(self.checkpoint_index, number + 1)
+            return Checkpoint(src)
         dest = os.path.join(self.trial_dir, f"checkpoint_{self.checkpoint_index:06d}")
         self.checkpoint_index += 1
-        src = os.path.abspath(checkpoint.path)
         if src != os.path.abspath(dest):
             if os.path.exists(dest):
                 shutil.rmtree(dest)
             shutil.copytree(src, dest)
         return Checkpoint(dest)
+
+
+def _checkpoint_number(name: str) -> int | None:
+    prefix = "checkpoint_"
+    if name.startswith(prefix) and name[len(prefix) :].isdigit():
+        return int(name[len(prefix) :])
+    return None
 
 
 def _set_current(ctx: TrialContext | None) -> None:
@@ -100,8 +118,15 @@ class TuneContext:
     def get_trial_dir(self) -> str | None:
         return None if self._ctx is None else self._ctx.trial_dir
 
-    def get_trial_resources(self) -> dict[str, float]:
-        return {} if self._ctx is None else dict(self._ctx.resources)
+    def get_trial_resources(self) -> Any:
+        """The trial's resources as a :class:`~shoal.tune.PlacementGroupFactory` (None outside a trial)."""
+        from shoal.tune.execution.placement_groups import PlacementGroupFactory
+
+        if self._ctx is None:
+            return None
+        if self._ctx.bundles:
+            return PlacementGroupFactory([dict(b) for b in self._ctx.bundles], strategy=self._ctx.strategy)
+        return PlacementGroupFactory([dict(self._ctx.resources)], strategy=self._ctx.strategy)
 
     def get_experiment_name(self) -> str | None:
         return None if self._ctx is None else self._ctx.experiment_name

@@ -1,4 +1,4 @@
-"""Wrapping trainables: :func:`with_parameters`, :func:`with_resources`, :class:`PlacementGroupFactory`."""
+"""Wrapping trainables (:func:`with_parameters`, :func:`with_resources`) and resolving what a trial runs and holds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import shoal
+from shoal.tune.execution.placement_groups import PlacementGroupFactory, resource_dict_to_pg_factory
+from shoal.tune.trainable.adapter import has_trainable_shape, host_class
 from shoal.tune.trainable.trainable import Trainable, wrap_function
 
 __all__ = [
@@ -20,68 +22,21 @@ __all__ = [
 ]
 
 
-class PlacementGroupFactory:
-    """Resources of one trial as bundles: the trainable runs in the first, its workers use the rest.
-
-    ``PlacementGroupFactory([{"CPU": 1}, {"CPU": 2}] * 1, strategy="PACK")``.
-    """
-
-    def __init__(self, bundles: list[dict[str, float]], strategy: str = "PACK") -> None:
-        if not isinstance(bundles, list) or not bundles or not all(isinstance(b, dict) for b in bundles):
-            raise ValueError(f"bundles must be a non-empty list of dicts, got {bundles!r}")
-        if strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
-            raise ValueError(f"strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, got {strategy!r}")
-        self.bundles = [_normalize(b) for b in bundles]
-        self.strategy = strategy
-
-    @property
-    def head_bundle_is_empty(self) -> bool:
-        return not any(self.bundles[0].values())
-
-    @property
-    def required_resources(self) -> dict[str, float]:
-        """The sum of all bundles."""
-        total: dict[str, float] = {}
-        for bundle in self.bundles:
-            for k, v in bundle.items():
-                total[k] = total.get(k, 0.0) + v
-        return total
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PlacementGroupFactory) and (self.bundles, self.strategy) == (
-            other.bundles,
-            other.strategy,
-        )
-
-    def __hash__(self) -> int:
-        return hash((tuple(tuple(sorted(b.items())) for b in self.bundles), self.strategy))
-
-    def __repr__(self) -> str:
-        return f"PlacementGroupFactory({self.bundles}, strategy={self.strategy!r})"
-
-
-_ALIASES = {"cpu": "CPU", "gpu": "GPU", "CPU": "CPU", "GPU": "GPU", "memory": "memory"}
-
-
-def _normalize(resources: dict[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in resources.items():
-        if key == "custom_resources":
-            out.update({k: float(v) for k, v in (value or {}).items()})
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"resource {key!r} must be a number >= 0, got {value!r}")
-        out[_ALIASES.get(key, key)] = float(value)
-    return {k: v for k, v in out.items() if v > 0}
-
-
 def with_resources(trainable: Any, resources: dict[str, Any] | PlacementGroupFactory | Callable[..., Any]) -> Any:
-    """The trainable, asking for ``resources`` per trial (a dict such as ``{"cpu": 2}``, a
-    PlacementGroupFactory, or a function of the config returning either)."""
+    """The trainable, asking for ``resources`` per trial.
+
+    ``resources`` is a dict such as ``{"cpu": 2, "gpu": 1}`` (read as Ray reads
+    it: ``cpu``/``CPU``, ``gpu``/``GPU``, ``memory``, ``custom_resources`` or
+    other keys as custom resources), a :class:`PlacementGroupFactory`, or a
+    function of the trial's config returning either. The trial's actor holds
+    these resources (the first bundle) while the trial runs. A dict that asks
+    for nothing, such as ``{"cpu": 0}``, is a ValueError, as in Ray.
+    """
     if not (isinstance(resources, (dict, PlacementGroupFactory)) or callable(resources)):
         raise TypeError(f"resources must be a dict, a PlacementGroupFactory or a function, got {resources!r}")
     if isinstance(resources, dict):
-        _normalize(resources)  # validate now rather than at the first trial
+        resource_dict_to_pg_factory(resources)  # validate now rather than at the first trial
+    trainable = _by_name_or_shape(trainable)
     if inspect.isclass(trainable):
         if not issubclass(trainable, Trainable):
             raise TypeError(f"a trainable class must subclass shoal.tune.Trainable, got {trainable!r}")
@@ -128,6 +83,7 @@ def with_parameters(trainable: Any, **kwargs: Any) -> Any:
     The values are put in the object store once, so large datasets are not
     copied into every trial's arguments.
     """
+    trainable = _by_name_or_shape(trainable)
     refs = {k: shoal.put(v) for k, v in kwargs.items()}
     if inspect.isclass(trainable):
         if not issubclass(trainable, Trainable):
@@ -144,11 +100,33 @@ def with_parameters(trainable: Any, **kwargs: Any) -> Any:
     return _WithParameters(trainable, refs)
 
 
+def _by_name_or_shape(trainable: Any) -> Any:
+    """Names resolved through the registry; classes of the trainable shape wrapped as Trainables."""
+    if isinstance(trainable, str):
+        from shoal.tune.registry import get_trainable_cls
+
+        trainable = get_trainable_cls(trainable)
+    if has_trainable_shape(trainable):
+        trainable = host_class(trainable)
+    return trainable
+
+
 def resolve_trainable(trainable: Any) -> Any:
-    """The function or Trainable class to run; objects with ``as_trainable()`` (trainers) convert themselves."""
+    """The function or Trainable class to run.
+
+    A string is looked up with :func:`shoal.tune.registry.get_trainable_cls`;
+    objects with ``as_trainable()`` (shoal.train's trainers) convert
+    themselves; classes with the trainable shape (``cls(config=...)`` and
+    ``train()``, as shoal.rl's algorithms) are hosted in a Trainable.
+    """
+    if isinstance(trainable, str):
+        from shoal.tune.registry import get_trainable_cls
+
+        trainable = get_trainable_cls(trainable)
     as_trainable = getattr(trainable, "as_trainable", None)
     if as_trainable is not None and not inspect.isclass(trainable):
         trainable = as_trainable()
+    trainable = _by_name_or_shape(trainable)
     if inspect.isclass(trainable):
         if not issubclass(trainable, Trainable):
             raise TypeError(f"a trainable class must subclass shoal.tune.Trainable, got {trainable!r}")
@@ -164,21 +142,33 @@ def trainable_name(trainable: Any) -> str:
     return str(name)
 
 
+def to_pg_factory(spec: Any) -> PlacementGroupFactory:
+    """A trial's resource request as a PlacementGroupFactory: from a dict, a list of bundles or a factory."""
+    if isinstance(spec, PlacementGroupFactory):
+        return spec
+    if isinstance(spec, dict):
+        return resource_dict_to_pg_factory(spec)
+    if isinstance(spec, list):
+        return PlacementGroupFactory(spec)
+    raise TypeError(
+        f"the trainable's resources must be a dict, a list of bundles or a PlacementGroupFactory, got {spec!r}"
+    )
+
+
 def resolve_resources(
     trainable: Any, config: dict[str, Any]
 ) -> tuple[dict[str, float], list[dict[str, float]] | None, str]:
-    """The resources of one trial and, for a multi-bundle PlacementGroupFactory, its bundles and strategy."""
+    """The resources of one trial and, when it has several bundles, its bundles (head first) and strategy."""
     spec = getattr(trainable, "_shoal_resources", None)
-    if spec is None and inspect.isclass(trainable) and issubclass(trainable, Trainable):
-        spec = trainable.default_resource_request(config)
+    if spec is None and inspect.isclass(trainable):
+        request = getattr(trainable, "default_resource_request", None)
+        spec = request(config) if request is not None else None
     if spec is not None and callable(spec) and not isinstance(spec, PlacementGroupFactory):
         spec = spec(config)
     if spec is None:
         return {"CPU": 1.0}, None, "PACK"
-    if isinstance(spec, PlacementGroupFactory):
-        if len(spec.bundles) == 1:
-            return dict(spec.bundles[0]), None, spec.strategy
-        return spec.required_resources, [dict(b) for b in spec.bundles], spec.strategy
-    if isinstance(spec, dict):
-        return _normalize(spec), None, "PACK"
-    raise TypeError(f"the trainable's resources must be a dict or a PlacementGroupFactory, got {spec!r}")
+    pgf = to_pg_factory(spec)
+    bundles = pgf.bundles_with_head
+    if len(bundles) == 1:
+        return pgf.head_bundle, None, pgf.strategy
+    return pgf.required_resources, bundles, pgf.strategy
