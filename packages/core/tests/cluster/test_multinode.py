@@ -168,3 +168,40 @@ def test_generators_across_nodes(cluster: Cluster) -> None:
         yield from range(n)
 
     assert [shoal.get(r, timeout=60) for r in count.remote(4)] == [0, 1, 2, 3]
+
+
+def test_placement_groups_across_nodes(cluster: Cluster) -> None:
+    import time
+
+    from shoal.util import (
+        PlacementGroupSchedulingStrategy,
+        placement_group,
+        placement_group_table,
+        remove_placement_group,
+    )
+
+    all_nodes = set(_ids(cluster))
+    spread = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+    assert spread.wait(30), placement_group_table(spread)
+    table = placement_group_table(spread)
+    assert set(table["bundles_to_node_id"].values()) == all_nodes
+    got = [
+        shoal.get(where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(spread, i)).remote(), timeout=60)
+        for i in range(3)
+    ]
+    assert got == [table["bundles_to_node_id"][i] for i in range(3)]
+    # Every CPU of the cluster is reserved: a fourth 1-CPU bundle cannot be placed.
+    extra = placement_group([{"CPU": 1}])
+    assert not extra.wait(1)
+    remove_placement_group(spread)
+    assert extra.wait(30)
+    remove_placement_group(extra)
+
+    packed = placement_group([{"CPU": 0.5}, {"CPU": 0.5}], strategy="STRICT_PACK")
+    assert packed.wait(30)
+    assert len(set(placement_group_table(packed)["bundles_to_node_id"].values())) == 1
+    remove_placement_group(packed)
+    deadline = time.time() + 10
+    while shoal.available_resources().get("CPU", 0) < 3 and time.time() < deadline:
+        time.sleep(0.2)
+    assert shoal.available_resources().get("CPU", 0) == 3.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
     from shoal._runtime.node import NodeRuntime
 
 __all__ = ["ActorManager"]
+
+
+class PeerFits:
+    @staticmethod
+    def fits(pool: dict[str, float], need: dict[str, float]) -> bool:
+        for k, v in need.items():
+            if v > 0 and pool.get(k, 0.0) + 1e-9 < v:
+                return False
+        return True
 
 
 def _creation_error_message(payload: tuple[Any, ...]) -> str:
@@ -154,6 +164,11 @@ class ActorManager:
                 self._die(actor, ActorDiedError("The actor's placement group was removed."))
                 continue
             if bundle is False:
+                continue
+            if isinstance(bundle, tuple):
+                self.pending.remove(actor)
+                actor.state = "pending"
+                node.peers.forward(task, bundle[1])
                 continue
             need = task.wire.resources
             # Ray's rule: an actor needs one CPU to be placed even if it holds none afterwards.
@@ -538,7 +553,12 @@ class ActorManager:
         return pg_id
 
     def try_reserve(self, pg: PlacementGroup) -> None:
-        if pg.state != "PENDING":
+        if pg.state != "PENDING" or pg.reserving or not pg.owner:
+            return
+        node = self.node
+        if node.peers is not None and len(node.peers.nodes()) > 1:
+            if time.monotonic() >= pg.retry_after:
+                self._reserve_across_nodes(pg)
             return
         if pg.strategy == "STRICT_SPREAD" and len(pg.bundle_specs) > 1:
             return  # one node cannot hold bundles that must be on different nodes
@@ -550,11 +570,148 @@ class ActorManager:
         if not res.fits(total):
             return
         pg.bundles = [res.reserve_bundle(b) for b in pg.bundle_specs]
+        pg.bundle_nodes = [self.node.node_id] * len(pg.bundles)
+        self._created_group(pg)
+
+    def _created_group(self, pg: PlacementGroup) -> None:
         pg.state = "CREATED"
         ready, pg.ready_ids = pg.ready_ids, []
         for object_id in ready:
             self._set_pg_ready(object_id)
         self.node.dispatch()
+
+    # -- placement groups across nodes ------------------------------------------
+
+    def _plan(self, pg: PlacementGroup) -> list[str] | None:
+        """A node for every bundle under the group's strategy, from the cluster view; None if none fits."""
+        node = self.node
+        peers = node.peers
+        me = node.node_id
+        pools: dict[str, dict[str, float]] = {me: dict(node.resources.free)}
+        order = [me]
+        for n in peers.nodes():
+            if n["node_id"] != me:
+                pools[n["node_id"]] = peers._available(n)
+                order.append(n["node_id"])
+        fits = PeerFits.fits
+        specs = pg.bundle_specs
+
+        def take(pool: dict[str, float], need: dict[str, float]) -> None:
+            for k, v in need.items():
+                pool[k] = pool.get(k, 0.0) - v
+
+        if pg.strategy in ("STRICT_PACK", "PACK"):
+            total: dict[str, float] = {}
+            for b in specs:
+                for k, v in b.items():
+                    total[k] = total.get(k, 0.0) + v
+            for nid in order:
+                if fits(pools[nid], total):
+                    return [nid] * len(specs)
+            if pg.strategy == "STRICT_PACK":
+                return None
+        plan: list[str] = []
+        used: set[str] = set()
+        for i, b in enumerate(specs):
+            if pg.strategy in ("STRICT_SPREAD", "SPREAD"):
+                rotated = order[i % len(order) :] + order[: i % len(order)]
+                candidates = [nid for nid in rotated if nid not in used] + (
+                    [nid for nid in rotated if nid in used] if pg.strategy == "SPREAD" else []
+                )
+            else:
+                candidates = order
+            chosen = next((nid for nid in candidates if fits(pools[nid], b)), None)
+            if chosen is None:
+                return None
+            take(pools[chosen], b)
+            used.add(chosen)
+            plan.append(chosen)
+        return plan
+
+    def _reserve_across_nodes(self, pg: PlacementGroup) -> None:
+        node = self.node
+        plan = self._plan(pg)
+        if plan is None:
+            return
+        me = node.node_id
+        res = node.resources
+        pg.bundle_nodes = plan
+        pg.bundles = [
+            res.reserve_bundle(b) if where == me else None for b, where in zip(pg.bundle_specs, plan, strict=True)
+        ]
+        parts: dict[str, list[tuple[int, dict[str, float]]]] = {}
+        for i, where in enumerate(plan):
+            if where != me:
+                parts.setdefault(where, []).append((i, pg.bundle_specs[i]))
+        if not parts:
+            self._created_group(pg)
+            return
+        pg.reserving = True
+        answers: dict[str, bool] = {}
+
+        def answered(where: str, ok: bool, result: Any) -> None:
+            answers[where] = bool(ok and result)
+            if len(answers) < len(parts):
+                return
+            pg.reserving = False
+            if pg.state == "REMOVED":
+                self._release_remote_parts(pg, [w for w, good in answers.items() if good])
+                return
+            if all(answers.values()):
+                self._created_group(pg)
+                return
+            # Some node could not hold its share after all: undo and try again a little later.
+            for bundle in pg.bundles:
+                if bundle is not None:
+                    res.release_bundle(bundle)
+            self._release_remote_parts(pg, [w for w, good in answers.items() if good])
+            pg.bundles, pg.bundle_nodes = [], []
+            pg.retry_after = time.monotonic() + 0.5
+
+        for where, bundles in parts.items():
+            try:
+                link = node.peers.link(where)
+            except Exception as e:  # noqa: BLE001 - that node is gone: the answer is no
+                answered(where, False, e)
+                continue
+            link.request(
+                "reserve_bundles",
+                (pg.pg_id, pg.strategy, pg.name, len(pg.bundle_specs), bundles),
+                functools.partial(answered, where),
+            )
+
+    def _release_remote_parts(self, pg: PlacementGroup, nodes: list[str]) -> None:
+        for where in nodes:
+            try:
+                self.node.peers.link(where).request("remove_placement_group", pg.pg_id, lambda ok, r: None)
+            except Exception:  # noqa: BLE001 - a dead node holds nothing any more
+                pass
+
+    def reserve_part(
+        self, pg_id: bytes, strategy: str, name: str, count: int, bundles: list[tuple[int, dict[str, float]]]
+    ) -> bool:
+        """Hold some bundles of a group owned by another node (all of them, or none)."""
+        res = self.node.resources
+        total: dict[str, float] = {}
+        for _, b in bundles:
+            for k, v in b.items():
+                total[k] = total.get(k, 0.0) + v
+        if not res.fits(total):
+            return False
+        pg = self.placement_groups.get(pg_id)
+        if pg is None:
+            pg = PlacementGroup(pg_id, [{} for _ in range(count)], strategy, name, False)
+            pg.owner = False
+            pg.bundles = [None] * count
+            pg.bundle_nodes = [""] * count
+            self.placement_groups[pg_id] = pg
+        for i, b in bundles:
+            pg.bundle_specs[i] = b
+            pg.bundles[i] = res.reserve_bundle(b)
+            pg.bundle_nodes[i] = self.node.node_id
+        pg.state = "CREATED"
+        self.node.dispatch()
+        return True
 
     def _set_pg_ready(self, object_id: bytes) -> None:
         node = self.node
@@ -595,6 +752,8 @@ class ActorManager:
         was_created = pg.state == "CREATED"
         pg.state = "REMOVED"
         for actor in list(self.actors.values()):
+            if actor.creation is None:
+                continue
             sched = actor.creation.wire.scheduling
             if sched is not None and sched[0] == "PLACEMENT_GROUP" and sched[3] == pg_id and actor.state != "dead":
                 actor.no_restart = True
@@ -603,9 +762,12 @@ class ActorManager:
             sched = task.wire.scheduling
             if sched is not None and sched[0] == "PLACEMENT_GROUP" and sched[3] == pg_id:
                 node.cancel_task(task, force=True, recursive=False)
-        if was_created:
+        if was_created or pg.bundles:
             for bundle in pg.bundles:
-                node.resources.release_bundle(bundle)
+                if bundle is not None:
+                    node.resources.release_bundle(bundle)
+        if pg.owner and node.peers is not None:
+            self._release_remote_parts(pg, sorted({w for w in pg.bundle_nodes if w and w != node.node_id}))
         pg.bundles = []
         for object_id in pg.ready_ids:
             node.objects.set_ready(
@@ -624,7 +786,7 @@ class ActorManager:
                 "strategy": pg.strategy,
                 "state": pg.state,
                 "bundles": {i: dict(b) for i, b in enumerate(pg.bundle_specs)},
-                "bundles_to_node_id": {i: self.node.node_id for i in range(len(pg.bundles))},
+                "bundles_to_node_id": dict(enumerate(pg.bundle_nodes)),
                 "bundles_list": [dict(b) for b in pg.bundle_specs],
                 "is_detached": pg.detached,
             }

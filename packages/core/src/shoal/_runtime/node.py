@@ -441,11 +441,19 @@ class NodeRuntime(ProcessPool):
         index = sched[4]
         need = task.wire.resources
         if index is not None and index >= 0:
+            if index >= len(pg.bundles):
+                return "removed"
             bundle = pg.bundles[index]
+            if bundle is None:
+                return ("remote", pg.bundle_nodes[index])
             return bundle if self.resources.fits(need, bundle) else False
         for bundle in pg.bundles:
-            if self.resources.fits(need, bundle):
+            if bundle is not None and self.resources.fits(need, bundle):
                 return bundle
+        if pg.owner:
+            for bundle, where in zip(pg.bundles, pg.bundle_nodes, strict=True):
+                if bundle is None and where:
+                    return ("remote", where)
         return False
 
     def dispatch(self) -> None:
@@ -468,6 +476,11 @@ class NodeRuntime(ProcessPool):
                 if bundle == "removed":
                     queue.popleft()
                     self.fail_task(task, ShoalError(f"the placement group of {task.name} was removed"))
+                    continue
+                if isinstance(bundle, tuple):
+                    # The bundle is held by another node: the task runs there.
+                    queue.popleft()
+                    self.peers.forward(task, bundle[1])
                     continue
                 local_fits = bundle is not False and self.resources.fits(task.wire.resources, bundle)
                 if self.peers is not None and bundle is None and not task.forwarded_in:

@@ -194,6 +194,8 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             reply(node.generator_completed(args, w.worker_id))
         elif op == "generator_release":
             node.generator_release(*args)
+        elif op == "reserve_bundles":
+            reply(node.actors.reserve_part(*args))
         elif op == "get_with_refs":
             # From a peer node: values as bytes, and a hold for the peer on each nested ref.
             ids, timeout = args

@@ -118,5 +118,9 @@ class PlacementGroup:
         self.name = name
         self.detached = detached
         self.state = "PENDING"
-        self.bundles: list[Bundle] = []
+        self.bundles: list[Bundle | None] = []  # None: the bundle is reserved on another node
+        self.bundle_nodes: list[str] = []
         self.ready_ids: list[bytes] = []
+        self.reserving = False  # reservations on other nodes are in flight
+        self.retry_after = 0.0
+        self.owner = True  # False on a node that only holds some bundles for the group's owner
