@@ -33,7 +33,7 @@ def run_shoal() -> dict[str, float]:
     out: dict[str, float] = {}
     t0 = time.perf_counter()
     cluster = Cluster(node_timeout_s=2.0)
-    head = cluster.add_node(num_cpus=1, object_store_memory=3 << 30)
+    cluster.add_node(num_cpus=1, object_store_memory=3 << 30)
     # The two worker nodes start together.
     threads = [
         threading.Thread(

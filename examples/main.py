@@ -103,7 +103,8 @@ def main() -> None:
     )
     results = tuner.fit()
     best = results.get_best_result()
-    print(f"tune: {len(results)} trials; best lr={best.config['train_loop_config']['lr']} loss={best.metrics['loss']:.4f}")
+    best_lr = best.config["train_loop_config"]["lr"]
+    print(f"tune: {len(results)} trials; best lr={best_lr} loss={best.metrics['loss']:.4f}")
 
     state = json.loads(best.metrics["state"])
     port = _free_port()
