@@ -52,11 +52,9 @@ class JobSubmissionClient:
     """Submit, follow and stop jobs on the cluster whose head is at ``address``."""
 
     def __init__(self, address: str | None = None, token_path: str | None = None) -> None:
-        from shoal._cluster.client import HeadClient
-        from shoal.backend.cluster import resolve_address, token_for
+        from shoal.backend.cluster import head_client, resolve_address
 
-        addr = resolve_address(address)
-        self._client = HeadClient(addr, token_for(addr, token_path))
+        self._client = head_client(resolve_address(address), token_path)
 
     def submit_job(
         self,

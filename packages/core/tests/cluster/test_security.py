@@ -166,3 +166,33 @@ def test_fuzzed_requests_get_errors_and_nothing_dies(cluster: Cluster) -> None:
         assert shoal.get(shoal.remote(lambda: 5).remote(), timeout=60) == 5
     finally:
         shoal.shutdown()
+
+
+def test_tls_cluster_encrypts_every_channel() -> None:
+    from shoal._cluster.tls import tls_folder
+
+    c = Cluster(tls=True)
+    try:
+        c.add_node(num_cpus=1)
+        c.add_node(num_cpus=1, resources={"far": 1})
+        folder = tls_folder(Path(c.token_path))
+        assert (folder / "cert.pem").exists()
+        assert os.stat(folder / "key.pem").st_mode & 0o777 == 0o600
+        # A plaintext client cannot even reach the services.
+        channel = grpc.insecure_channel(c.address)
+        try:
+            call = channel.unary_unary("/shoal.cluster.Head/GetClusterInfo")
+            with pytest.raises(grpc.RpcError) as info:
+                call(b"", metadata=token_metadata(read_token(Path(c.token_path))), timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            channel.close()
+        c.connect()
+
+        @shoal.remote(resources={"far": 1})
+        def across(x):
+            return x * 2
+
+        assert shoal.get(across.remote(21), timeout=60) == 42
+    finally:
+        c.shutdown()

@@ -79,6 +79,7 @@ class NodeAgent:
             if not path.exists() and not args.token_path:
                 path = default_token_path()
             self.token = read_token(path)
+            self.token_path = str(path)
         temp = Path(args.temp_dir)
         temp.mkdir(parents=True, exist_ok=True)
         self.session_dir = Path(tempfile.mkdtemp(prefix=f"node-{self.node_id[:8]}-", dir=temp))
@@ -122,7 +123,13 @@ class NodeAgent:
 
             storage = storage or (Path(args.temp_dir) / "head")
             self.head_state = HeadState(storage, node_timeout_s=args.node_timeout)
-        port = self.server.add_insecure_port(f"{args.host}:{args.port}")
+        self.tls = self._tls_folder()
+        if self.tls is not None:
+            from shoal._cluster.tls import server_credentials
+
+            port = self.server.add_secure_port(f"{args.host}:{args.port}", server_credentials(self.tls))
+        else:
+            port = self.server.add_insecure_port(f"{args.host}:{args.port}")
         if port == 0:
             raise SystemExit(f"cannot listen on {args.host}:{args.port} (is the port in use?)")
         self.address = f"{args.host}:{port}"
@@ -131,22 +138,49 @@ class NodeAgent:
             token_path = Path(args.token_path) if args.token_path else default_token_path(self.address)
             write_token(token_path, self.token)
             self.token_path = str(token_path)
+            if self.tls is not None:
+                from shoal._cluster.tls import tls_folder
+
+                final = tls_folder(token_path)
+                if final != self.tls:
+                    import shutil
+
+                    shutil.rmtree(final, ignore_errors=True)
+                    shutil.move(str(self.tls), str(final))
+                    self.tls = final
             assert storage is not None
             self.jobs = JobManager(self.head_state.db, self.head_state.lock, storage, self.address, self.token_path)
             pb_grpc.add_HeadServicer_to_server(HeadServicer(self.head_state, self.jobs), self.server)
             start_failure_detector(self.head_state, self.stop_event)
-        else:
-            self.token_path = args.token_path or str(default_token_path(args.address))
         from shoal._cluster.link import LinkServicer
 
         pb_grpc.add_NodeServicer_to_server(LinkServicer(self.runtime), self.server)
         self.server.start()
-        self.head = HeadClient(self.head_address, self.token)
-        self.runtime.enable_cluster(self.token, ClusterDirectory(self.head, self.node_id))
+        self.head = HeadClient(self.head_address, self.token, tls=self.tls)
+        self.runtime.enable_cluster(self.token, ClusterDirectory(self.head, self.node_id), self.tls)
         self.runtime.listen(self.socket_path, self.token)
         self.runtime.start()
         self._register()
         threading.Thread(target=self._heartbeat_loop, name="shoal-heartbeat", daemon=True).start()
+
+    def _tls_folder(self) -> Path | None:
+        """The cluster's certificate folder when TLS is on (created by the head with --tls)."""
+        from shoal._cluster.tls import ensure_certificate, tls_folder
+
+        args = self.args
+        if args.head:
+            if not args.tls:
+                return None
+            if args.token_path:
+                folder = tls_folder(Path(args.token_path))
+            elif args.port:
+                folder = tls_folder(default_token_path(f"{args.host}:{args.port}"))
+            else:
+                # The port is known only once bound: make it here and move it next to the token then.
+                folder = Path(tempfile.mkdtemp(prefix="shoal-tls-"))
+            return ensure_certificate(folder, args.host)
+        folder = tls_folder(Path(self.token_path))
+        return folder if (folder / "cert.pem").exists() else None
 
     def node_info(self) -> pb.NodeInfo:
         available = _snapshot(self.runtime.local_available)
@@ -311,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-path", default=None)
     p.add_argument("--node-timeout", type=float, default=3.0, help="seconds without heartbeat before a node is dead")
     p.add_argument("--ready-file", default=None)
+    p.add_argument("--tls", action="store_true", help="head: encrypt every cluster channel (TLS)")
     p.add_argument("--exit-with", type=int, default=None, help="exit when the process with this PID ends (tests)")
     return p
 

@@ -67,6 +67,10 @@ def _cmd_start(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "shoal._cluster.agent", "--host", args.host, "--ready-file", str(ready)]
     if args.head:
         cmd += ["--head"]
+        from shoal.config import load_config
+
+        if args.tls or load_config().tls:
+            cmd += ["--tls"]
         if args.port is not None:
             cmd += ["--port", str(args.port)]
     else:
@@ -161,11 +165,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _head_client(address: str | None, token_path: str | None) -> Any:
-    from shoal._cluster.client import HeadClient
-    from shoal.backend.cluster import resolve_address, token_for
+    from shoal.backend.cluster import head_client, resolve_address
 
-    addr = resolve_address(address)
-    return HeadClient(addr, token_for(addr, token_path))
+    return head_client(resolve_address(address), token_path)
 
 
 def _fmt_resources(res: dict[str, float]) -> str:
@@ -291,6 +293,7 @@ def register(sub: Any) -> None:
     p.add_argument("--token-path", default=None)
     p.add_argument("--temp-dir", default=None)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--tls", action="store_true", help="encrypt every cluster channel (also: tls = true in config)")
     p.set_defaults(func=_cmd_start)
 
     p = sub.add_parser("stop", help="stop the shoal processes that `shoal start` started on this machine")

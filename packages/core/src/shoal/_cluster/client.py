@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,11 +26,13 @@ def channel_options() -> list[tuple[str, Any]]:
 class HeadClient:
     """Calls to the head at ``address``; gRPC errors become shoal errors naming the address."""
 
-    def __init__(self, address: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, token: str, timeout: float = 10.0, tls: Path | None = None) -> None:
+        from shoal._cluster.tls import open_channel
+
         self.address = address
         self.timeout = timeout
         self._metadata = token_metadata(token)
-        self._channel = grpc.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address, tls)
         self._stub = pb_grpc.HeadStub(self._channel)
 
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:

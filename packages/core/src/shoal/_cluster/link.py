@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from shoal._cluster.auth import token_metadata
-from shoal._cluster.client import channel_options
 from shoal._cluster.proto import cluster_pb2 as pb
 from shoal._cluster.proto import cluster_pb2_grpc as pb_grpc
 from shoal._runtime import protocol as P
@@ -216,6 +215,7 @@ class LinkClient:
         address: str,
         token: str,
         on_lost: Callable[[str], None],
+        tls: Any = None,
     ) -> None:
         self.node = node
         self.peer_node_id = peer_node_id
@@ -225,7 +225,9 @@ class LinkClient:
         self.callbacks: dict[int, Callable[[bool, Any], None]] = {}
         self._ids = itertools.count(1)
         self.closed = False
-        self._channel = grpc.insecure_channel(address, options=channel_options())
+        from shoal._cluster.tls import open_channel
+
+        self._channel = open_channel(address, tls)
         stub = pb_grpc.NodeStub(self._channel)
         self._responses = stub.Link(self.conn.outgoing(), metadata=token_metadata(token))
         self._reader = threading.Thread(target=self._read, name=f"shoal-link-{peer_node_id[:8]}", daemon=True)

@@ -945,11 +945,11 @@ class NodeRuntime(ProcessPool):
             out.append({"shape": need, "count": count, "kind": kind, "reason": reason})
         return out
 
-    def enable_cluster(self, token: str, directory: Any) -> None:
+    def enable_cluster(self, token: str, directory: Any, tls: Any = None) -> None:
         """Make this node part of a cluster: it may send work to, and take work from, other nodes."""
         from shoal._runtime.peers import PeerManager
 
-        self.peers = PeerManager(self, token)
+        self.peers = PeerManager(self, token, tls)
         self.directory = directory
         self.objects.release_remote = self.peers.release
 

@@ -40,9 +40,10 @@ _PIPELINE = 4  # tasks a busy node may have queued per CPU
 class PeerManager:
     """Links to other nodes and the bookkeeping of work and objects that cross them."""
 
-    def __init__(self, node: NodeRuntime, token: str) -> None:
+    def __init__(self, node: NodeRuntime, token: str, tls: Any = None) -> None:
         self.node = node
         self.token = token
+        self.tls = tls  # folder of the cluster's TLS certificate, when TLS is on
         self.links: dict[str, LinkClient] = {}
         self.remote_actors: dict[bytes, str] = {}
         self.remote_handles: dict[bytes, int] = {}
@@ -170,7 +171,7 @@ class PeerManager:
             address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
         if address is None or node_id in self.dead:
             raise NodeDiedError(f"node {node_id[:12]} is not part of the cluster")
-        link = LinkClient(self.node, node_id, address, self.token, self.on_link_lost)
+        link = LinkClient(self.node, node_id, address, self.token, self.on_link_lost, self.tls)
         self.links[node_id] = link
         return link
 

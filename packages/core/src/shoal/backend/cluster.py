@@ -22,7 +22,7 @@ from shoal.backend.base import RuntimeInfo
 from shoal.config import Config
 from shoal.exceptions import ConfigError, ShoalSystemError
 
-__all__ = ["ClusterBackend", "resolve_address", "token_for"]
+__all__ = ["ClusterBackend", "resolve_address", "token_for", "token_file", "head_client"]
 
 LAST_HEAD_FILE = "last-head"
 
@@ -45,13 +45,24 @@ def resolve_address(address: str | None) -> str:
     return address
 
 
-def token_for(address: str, token_path: str | None) -> str:
+def token_file(address: str, token_path: str | None) -> Path:
     if token_path:
-        return read_token(Path(token_path))
+        return Path(token_path)
     path = default_token_path(address)
-    if not path.exists():
-        path = default_token_path()
-    return read_token(path)
+    return path if path.exists() else default_token_path()
+
+
+def token_for(address: str, token_path: str | None) -> str:
+    return read_token(token_file(address, token_path))
+
+
+def head_client(address: str, token_path: str | None) -> HeadClient:
+    """A client of the head at ``address`` with the cluster's token (and TLS, when the cluster uses it)."""
+    from shoal._cluster.tls import tls_folder
+
+    path = token_file(address, token_path)
+    folder = tls_folder(path)
+    return HeadClient(address, read_token(path), tls=folder if (folder / "cert.pem").exists() else None)
 
 
 def _pick_node(nodes: list[Any]) -> Any:
@@ -75,7 +86,7 @@ class ClusterBackend(WorkerBackend):
     def __init__(self, config: Config) -> None:
         self.address = resolve_address(config.address)
         token = token_for(self.address, config.token_path)
-        self._head = HeadClient(self.address, token)
+        self._head = head_client(self.address, config.token_path)
         try:
             info = self._head.cluster_info()
         except BaseException:

@@ -58,10 +58,12 @@ class Cluster:
         head_node_args: dict[str, Any] | None = None,
         connect: bool = False,
         node_timeout_s: float = 3.0,
+        tls: bool = False,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="shoal-cluster-"))
         self.token_path = str(self._dir / "token")
         self.node_timeout_s = node_timeout_s
+        self.tls = tls
         self.nodes: list[ClusterNode] = []
         self.head: ClusterNode | None = None
         self._head_port = 0
@@ -117,6 +119,8 @@ class Cluster:
             cmd += ["--resources", json.dumps(resources)]
         if self.head is None:
             cmd += ["--head", "--port", str(self._head_port), "--storage", str(self._dir / "head")]
+            if self.tls:
+                cmd += ["--tls"]
         else:
             cmd += ["--address", self.head.address]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
@@ -173,10 +177,9 @@ class Cluster:
         return self.add_node(**self._head_args)
 
     def _head_client(self) -> Any:
-        from shoal._cluster.auth import read_token
-        from shoal._cluster.client import HeadClient
+        from shoal.backend.cluster import head_client
 
-        return HeadClient(self.address, read_token(Path(self.token_path)))
+        return head_client(self.address, self.token_path)
 
     def list_all_nodes(self) -> list[dict[str, Any]]:
         client = self._head_client()
