@@ -26,7 +26,7 @@ TEST_EXTRAS = {
 }
 # Sibling packages a package's tests use.
 TEST_SIBLINGS = {"train": ["data", "tune"], "rl": ["tune"]}
-NEEDS_TORCH = {"train", "rl"}
+NEEDS_TORCH = {"train", "rl", "data"}  # data: iter_torch_batches
 # Backends each package's tests run on; "local" is the default runtime.
 BACKENDS = {"core": ["inline", "local", "cluster"]}
 DIST = ROOT / "dist"
