@@ -436,3 +436,20 @@ def test_invalid_actor_options() -> None:
         Counter.options(get_if_exists=True)
     with pytest.raises(ValueError, match="unknown option 'num_returns' for actors"):
         Counter.options(num_returns=2)
+
+
+def test_ray_terminate_runs_after_queued_calls() -> None:
+    c = Counter.remote()
+    first = c.add.remote(1)
+    second = c.add.remote(2)
+    c.__ray_terminate__.remote()
+    assert shoal.get([first, second], timeout=30) == [1, 3]
+    with pytest.raises(ActorDiedError):
+        shoal.get(c.add.remote(1), timeout=30)
+
+
+def test_get_of_a_non_ref_is_both_type_and_value_error() -> None:
+    with pytest.raises(TypeError):
+        shoal.get("nope")
+    with pytest.raises(ValueError):
+        shoal.get(3)

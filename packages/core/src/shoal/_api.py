@@ -58,8 +58,12 @@ def remote(*args: Any, **options: Any) -> Any:
     return lambda obj: _make_remote(obj, options)
 
 
+class _NotAnObjectRef(TypeError, ValueError):
+    """``get``/``wait`` of something that is not a ref (a TypeError; Ray raises ValueError, so also that)."""
+
+
 def _not_a_ref(value: Any, what: str) -> TypeError:
-    return TypeError(f"Attempting to call `{what}` on the value {value!r}, which is not a shoal.ObjectRef.")
+    return _NotAnObjectRef(f"Attempting to call `{what}` on the value {value!r}, which is not a shoal.ObjectRef.")
 
 
 def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:

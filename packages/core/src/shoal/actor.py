@@ -15,6 +15,7 @@ __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor", "method"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _METHOD_OPTIONS_ATTR = "__shoal_method_options__"
+_TERMINATE = ("__ray_terminate__", "__shoal_terminate__")
 
 
 def method(*args: Any, **options: Any) -> Any:
@@ -186,6 +187,9 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         info = self.__dict__.get("_info")
+        if info is not None and name in _TERMINATE:
+            # Ray's graceful stop: runs after the calls queued before it, then the actor exits.
+            return ActorMethod(self, "__ray_terminate__", ActorMethodSpec())
         if info is None or name not in info.methods:
             cls = info.class_name if info is not None else "actor"
             raise AttributeError(f"'ActorHandle' of {cls} has no method {name!r}")

@@ -407,6 +407,9 @@ class Worker(RuntimeClient):
 
     def run_actor_call(self, msg: tuple[Any, ...]) -> None:
         _, task_id, method, args_payload, deps, _return_ids, num_returns, name = msg
+        if method == "__ray_terminate__":
+            self.actor_exit(task_id)
+            return
         self._set_context(self._call_context(task_id, name))
         self.running[task_id] = threading.get_ident()
         try:
@@ -438,6 +441,9 @@ class Worker(RuntimeClient):
     async def run_async_call(self, msg: tuple[Any, ...]) -> None:
         _, task_id, method, args_payload, deps, _return_ids, num_returns, name = msg
         assert self.semaphore is not None
+        if method == "__ray_terminate__":
+            self.actor_exit(task_id)
+            return
         async with self.semaphore:
             self._set_context(self._call_context(task_id, name))
             current = asyncio.current_task()

@@ -361,6 +361,10 @@ class InlineBackend(Backend):
         if actor.dead_error is not None:
             return self._fail_all(spec.num_returns, actor.dead_error)
         name = spec.name or f"{actor.info.class_name}.{spec.method}"
+        if spec.method == "__ray_terminate__":
+            err = ActorDiedError("The actor was terminated by __ray_terminate__.")
+            self._end_actor(actor, err)
+            return self._fail_all(spec.num_returns, err)
         try:
             args, kwargs = self._resolve_args(spec.args, spec.kwargs, name)
         except TypeError:

@@ -26,12 +26,24 @@ __all__ = [
     "PlacementGroupSchedulingStrategy",
     "NodeAffinitySchedulingStrategy",
     "list_named_actors",
+    "get_node_ip_address",
 ]
 
 _LAZY = {
     "ActorPool": "shoal.util.actor_pool",
     "Queue": "shoal.util.queue",
 }
+
+
+def get_node_ip_address() -> str:
+    """The IP address of the node this code runs on."""
+    from shoal import _session
+
+    node_id = _session.backend().runtime_info().node_id
+    for node in _session.backend().nodes():
+        if node.get("NodeID") == node_id:
+            return str(node.get("NodeManagerAddress", "127.0.0.1"))
+    return "127.0.0.1"
 
 
 def list_named_actors(all_namespaces: bool = False) -> list[Any]:
