@@ -90,7 +90,7 @@ def test_message_lists_source_and_paths() -> None:
         (lambda c: c.update(available_node_types={}), "available_node_types", "at least 1"),
         (lambda c: c.update(provider={"command": "x"}), "provider.type", "is required"),
         (lambda c: c.update(provider={"type": "awz", "region": "x"}), "provider.type", "did you mean 'aws'?"),
-        (lambda c: c.update(provider={"type": "local"}), "provider.command", "is required"),
+        (lambda c: c.update(provider={"type": "local", "head_port": 70000}), "provider.head_port", "from 0 to 65535"),
         (lambda c: c.update(provider={"type": "aws"}), "provider.region", "is required"),
         (lambda c: c.update(max_workers=0), "max_workers", "sum of min_workers over node types (1)"),
         (

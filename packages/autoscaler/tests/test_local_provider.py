@@ -110,12 +110,36 @@ def test_bad_commands_are_config_errors(tmp_path) -> None:
 def test_validate_config_names_paths() -> None:
     errs = dict(
         LocalNodeProvider.validate_config(
-            {"type": "local", "commnd": "x", "terminate_grace_s": -1},
+            {"type": "local", "commnd": "x", "terminate_grace_s": -1, "command": [], "object_store_memory": "lots"},
             {"w": {"env": ["A"], "image": "x"}},
         )
     )
     assert errs["provider.commnd"] == "unknown key for the 'local' provider"
-    assert errs["provider.command"].startswith("is required")
+    assert errs["provider.command"] == "must be a non-empty string or list of strings"
+    assert errs["provider.object_store_memory"].startswith("must be a size")
     assert errs["provider.terminate_grace_s"] == "must be a number >= 0"
     assert errs["available_node_types.w.node_config.env"] == "must be a mapping of variable name to value"
     assert errs["available_node_types.w.node_config.image"].startswith("unknown key")
+
+
+def test_builtin_agent_command_carries_the_node_types_resources(tmp_path) -> None:
+    p = LocalNodeProvider(
+        {"type": "local", "state_dir": str(tmp_path), "object_store_memory": "64MiB", "head_port": 6399}, "demo"
+    )
+    argv = p._agent_argv("head", {"CPU": 2.5, "GPU": 1, "accel": 2, "memory": 1 << 30})
+    assert argv[:3] == [sys.executable, "-m", "shoal._cluster.agent"]
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert flag("--num-cpus") == "2" and flag("--num-gpus") == "1"
+    # The exact (fractional) CPU count and every other resource travel as JSON.
+    assert json.loads(flag("--resources")) == {"CPU": 2.5, "accel": 2, "memory": 1 << 30}
+    assert flag("--object-store-memory") == str(64 << 20) and flag("--port") == "6399"
+    assert flag("--token-path") == str(p.token_path) and flag("--ready-file") == str(p.head_ready_file)
+    assert "--head" in argv and "--address" not in argv
+    # A worker needs a running head to join.
+    with pytest.raises(NodeLaunchError, match="has no running head to join") as info:
+        p.create_nodes("w", {}, {}, 1, resources={"CPU": 1})
+    assert info.value.category == "transient"
+    assert p.non_terminated_nodes() == []

@@ -132,14 +132,33 @@ def test_launch_failures_back_off_exponentially_and_never_loop() -> None:
     assert row.unserved == 1 and "cpu: launch backoff after" in row.reason and "quota exceeded" in row.reason
 
 
-def test_config_errors_wait_the_longest_and_success_resets() -> None:
+def test_config_errors_wait_the_longest_and_a_joined_node_resets() -> None:
     m = Autoscaler(make_config(), AutoscalerSettings(backoff_base_s=10, backoff_max_s=300))
     (d,) = launches(observe(m, 0, demands=[ResourceDemand({"CPU": 4})]))
     m.handle(LaunchFailed(now=0, launch_id=d.launch_id, error="InvalidAMIID", category="config"))
     assert launches(observe(m, 299, demands=[ResourceDemand({"CPU": 4})])) == []
     (d,) = launches(observe(m, 300, demands=[ResourceDemand({"CPU": 4})]))
     m.handle(LaunchSucceeded(now=301, launch_id=d.launch_id, node_ids=["w1"]))
+    # Created is not joined: the node may still die on its way up.
+    assert m.status().launch_failures[0].consecutive_failures == 1
+    observe(m, 302, [worker("w1")], [NodeLoad("w1", {"CPU": 4}, {"CPU": 0}, 0.0)])
     assert m.status().launch_failures[0].consecutive_failures == 0
+
+
+def test_nodes_that_die_before_joining_back_off_exponentially() -> None:
+    settings = AutoscalerSettings(backoff_base_s=10, backoff_max_s=80, listing_grace_s=1)
+    m = Autoscaler(make_config({"cpu": {"resources": {"CPU": 4}, "max_workers": 10}}), settings)
+    demand = [ResourceDemand({"CPU": 4})]
+    attempts = []
+    for now in range(400):
+        for d in launches(observe(m, now, demands=demand)):
+            attempts.append(now)
+            # The provider creates the node, which exits at once and is never listed.
+            m.handle(LaunchSucceeded(now=now, launch_id=d.launch_id, node_ids=[f"w{now}"]))
+    # Each death is seen after the 1 s listing grace; then 10, 20, 40, 80, 80... s.
+    assert [b - a for a, b in itertools.pairwise(attempts)][:5] == [11, 21, 41, 81, 81]
+    (failure,) = m.status().launch_failures
+    assert failure.last_error == "node vanished before joining" and failure.consecutive_failures == len(attempts)
 
 
 def test_node_that_never_joins_is_terminated_and_counted_as_failure() -> None:
@@ -209,7 +228,7 @@ def test_upscaling_speed_limits_pending_nodes() -> None:
     (d,) = launches(observe(m, 0, demands=[ResourceDemand({"CPU": 1}, count=50)]))
     assert d.count == 5  # max(5, floor(2.0 x 1 running node)) while only the head runs
     st = m.status()
-    assert (st.pending_launches, st.pending_limit) == (0, 5)
+    assert (st.pending_launches, st.pending_limit) == (5, 5)
     m.handle(LaunchSucceeded(now=1, launch_id=d.launch_id, node_ids=[f"w{i}" for i in range(5)]))
     nodes = [worker(f"w{i}") for i in range(5)]
     loads = [NodeLoad(f"w{i}", {"CPU": 1}, {"CPU": 0}, 0.0) for i in range(5)]
@@ -255,3 +274,16 @@ def test_status_explains_each_demand() -> None:
     assert st.counts()["gpu"] == {"requested": 1}
     assert "head: 1 launching" in text or "head: 1 running" in text
     assert st.to_dict()["cluster_name"] == "test"
+
+
+def test_a_terminated_node_still_reporting_offers_no_capacity() -> None:
+    m = Autoscaler(make_config(), AutoscalerSettings(listing_grace_s=30))
+    idle = NodeLoad("w1", {"CPU": 4}, {"CPU": 4}, 400.0)
+    (drain,) = observe(m, 0, [worker("w1")], [idle])
+    assert isinstance(drain, DrainNode)
+    m.handle(DrainFinished(now=1, node_id="w1", accepted=True))
+    m.handle(TerminateFinished(now=2, node_ids=["w1"]))
+    assert m.node("w1").state is NodeState.TERMINATED
+    # The head has not noticed yet: w1 still reports free CPUs; new work must get a new node.
+    (launch,) = launches(observe(m, 3, [], [idle], demands=[ResourceDemand({"CPU": 4})]))
+    assert launch.node_type == "cpu" and launch.count == 1

@@ -7,6 +7,10 @@
 - Node providers: :class:`NodeProvider`, registered under the entry-point
   group ``shoal.autoscaler.node_providers`` (aws, gcp, azure, kuberay, local).
 - :mod:`shoal.autoscaler.simulation`: virtual-time simulation.
+- On a real cluster (imported on use, they load the gRPC client):
+  :mod:`shoal.autoscaler.launcher` (``up``/``down``), :mod:`shoal.autoscaler.cluster_state`
+  (the head as the autoscaler's state source), :mod:`shoal.autoscaler.monitor` (the
+  autoscaler process), :mod:`shoal.autoscaler.cloud` (the ``cloud`` backend).
 
 Nothing is imported from the cloud SDKs until a provider is created.
 """
@@ -15,8 +19,8 @@ from __future__ import annotations
 
 from shoal.autoscaler._errors import (
     AutoscalerError,
-    ClusterBackendUnavailableError,
     ClusterConfigError,
+    HeadStartUnsupportedError,
     NodeLaunchError,
     NodeProviderError,
     NodeProviderNotFoundError,
@@ -51,9 +55,9 @@ __all__ = [
     "AutoscalerSettings",
     "AutoscalerShell",
     "AutoscalerStatus",
-    "ClusterBackendUnavailableError",
     "ClusterConfig",
     "ClusterConfigError",
+    "HeadStartUnsupportedError",
     "ClusterLoad",
     "ClusterStateSource",
     "DemandStatus",

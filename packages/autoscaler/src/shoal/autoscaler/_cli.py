@@ -23,20 +23,20 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from shoal.autoscaler._errors import AutoscalerError, ClusterBackendUnavailableError, ClusterConfigError
+    from shoal.autoscaler._errors import AutoscalerError, ClusterConfigError
+    from shoal.autoscaler._redact import Redactor
     from shoal.autoscaler.launcher import up
 
     try:
         config = _load(args)
-        up(config)
     except ClusterConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    except ClusterBackendUnavailableError as e:
-        print(f"shoal up: {e}", file=sys.stderr)
-        return 1
+    try:
+        up(config, interval_s=args.interval)
     except AutoscalerError as e:
-        print(f"shoal up: {e}", file=sys.stderr)
+        redact = Redactor.from_config(config.provider)
+        print(f"shoal up: {redact(str(e))}", file=sys.stderr)
         return 1
     return 0
 
@@ -70,13 +70,14 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def register_up(subparsers: Any) -> None:
-    p = subparsers.add_parser("up", help="start a cluster from a cluster config (head start needs the cluster backend)")
+    p = subparsers.add_parser("up", help="start a cluster's head and its autoscaler from a cluster config")
     _add_common(p)
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between autoscaler rounds (default 5)")
     p.set_defaults(func=_cmd_up)
 
 
 def register_down(subparsers: Any) -> None:
-    p = subparsers.add_parser("down", help="terminate a cluster's nodes through its provider")
+    p = subparsers.add_parser("down", help="stop a cluster's autoscaler and terminate its nodes through its provider")
     _add_common(p)
     p.add_argument("--workers-only", action="store_true", help="keep the head node")
     p.set_defaults(func=_cmd_down)

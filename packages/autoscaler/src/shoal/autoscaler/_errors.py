@@ -7,8 +7,8 @@ from shoal.exceptions import ConfigError, ShoalError
 __all__ = [
     "LAUNCH_ERROR_CATEGORIES",
     "AutoscalerError",
-    "ClusterBackendUnavailableError",
     "ClusterConfigError",
+    "HeadStartUnsupportedError",
     "NodeLaunchError",
     "NodeProviderError",
     "NodeProviderNotFoundError",
@@ -60,5 +60,5 @@ class NodeLaunchError(NodeProviderError):
     """Creating nodes failed; ``category`` says why (quota, capacity, config, auth, transient)."""
 
 
-class ClusterBackendUnavailableError(AutoscalerError, RuntimeError):
-    """The operation needs shoal's ``cluster`` backend (head service, node agents), which is not installed."""
+class HeadStartUnsupportedError(AutoscalerError, NotImplementedError):
+    """``shoal up`` cannot start a head node on this provider (it does not start node agents itself)."""

@@ -230,8 +230,10 @@ class Autoscaler:
         for rec in waiting:
             self._move(rec, S.TERMINATED, ev.now, "the provider created fewer nodes than requested", ev.event_id)
         if node_type is not None and node_type in self._backoff:
+            # The failure streak ends only when a node of the type joins the cluster: a node
+            # that is created and then dies before joining must keep backing off, not retry
+            # at the base delay forever.
             b = self._backoff[node_type]
-            b.failures, b.next_allowed = 0, 0.0
             if b.max_batch is not None:  # grow back gently after a quota error
                 b.max_batch *= 2
                 if b.max_batch >= self.settings.max_launch_batch:
@@ -392,11 +394,12 @@ class Autoscaler:
                 res = dict(spec.resources) if spec else {}
                 nodes.append(PlanNode(rec.key, rec.node_type, True, res, res))
         for load in ev.load.nodes:
-            rec = self._by_provider.get(load.node_id)
-            if rec is not None and rec.state is S.DRAINING:
+            known = self._by_provider.get(load.node_id)
+            # A node being drained or already terminated may still report for a moment: no capacity.
+            if known is not None and known.state in (S.DRAINING, S.TERMINATED):
                 continue
-            node_type = rec.node_type if rec is not None else load.node_type
-            removable = rec is not None and rec.kind == NODE_KIND_WORKER
+            node_type = known.node_type if known is not None else load.node_type
+            removable = known is not None and known.kind == NODE_KIND_WORKER
             nodes.append(PlanNode(load.node_id, node_type, False, load.total, load.available, load.idle_s, removable))
         running = len(ev.load.nodes)
         speed = cfg.upscaling_speed
@@ -483,7 +486,8 @@ class Autoscaler:
             elif rec.idle_s >= timeout:
                 if live.get(rec.node_type, 0) <= spec.min_workers:
                     continue
-                why = f"idle for {rec.idle_s / 60:.1f} min (idle_timeout_minutes={cfg.idle_timeout_minutes:g})"
+                idle_for = f"{rec.idle_s / 60:.1f} min" if rec.idle_s >= 60 else f"{rec.idle_s:.0f}s"
+                why = f"idle for {idle_for} (idle_timeout_minutes={cfg.idle_timeout_minutes:g})"
             else:
                 continue
             live[rec.node_type] = live.get(rec.node_type, 0) - 1
@@ -536,7 +540,11 @@ class Autoscaler:
             for name, b in sorted(self._backoff.items())
             if b.total_failures
         ]
-        pending, limit = self._last_budget
+        # Pending now (after this round's launches), against the limit the round worked with.
+        pending = sum(
+            1 for r in self._records.values() if r.kind == NODE_KIND_WORKER and r.state in (S.REQUESTED, S.LAUNCHING)
+        )
+        limit = self._last_budget[1]
         return AutoscalerStatus(
             cluster_name=self.config.cluster_name,
             now=now,

@@ -88,6 +88,15 @@ class AutoscalerStatus:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AutoscalerStatus:
+        """The inverse of :meth:`to_dict` (for status read back from the head)."""
+        d = dict(data)
+        d["nodes"] = [NodeStatus(**n) for n in d.get("nodes", [])]
+        d["demand"] = [DemandStatus(**x) for x in d.get("demand", [])]
+        d["launch_failures"] = [LaunchFailureStatus(**f) for f in d.get("launch_failures", [])]
+        return cls(**d)
+
     def format(self, events: int = 10) -> str:
         """The text ``shoal status`` prints for the autoscaler."""
         lines = [f"Autoscaler (cluster {self.cluster_name})", "Nodes:"]

@@ -4,8 +4,9 @@ The head of a cluster knows which nodes are up, what each has free, how long
 each has been idle, which tasks, actors and placement groups wait for
 resources, and the floors set with :func:`request_resources`. The autoscaler
 reads all of that through one small protocol, :class:`ClusterStateSource`,
-and asks the head to drain a node before terminating it. The ``cluster``
-backend implements the protocol over gRPC; :class:`InMemoryClusterState`
+and asks the head to drain a node before terminating it.
+:class:`~shoal.autoscaler.cluster_state.HeadClusterState` implements the
+protocol over a real cluster's head service; :class:`InMemoryClusterState`
 implements it in process for tests and the simulation.
 """
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from shoal.autoscaler._errors import NodeProviderError
 
@@ -30,6 +30,9 @@ __all__ = [
     "TAG_LAUNCH_ID",
     "TAG_NODE_KIND",
     "TAG_NODE_TYPE",
+    "AgentInfo",
+    "HeadBootstrap",
+    "HeadEndpoint",
     "NodeProvider",
     "ProviderNode",
 ]
@@ -60,6 +63,38 @@ class ProviderNode:
     @property
     def kind(self) -> str:
         return self.tags.get(TAG_NODE_KIND, NODE_KIND_WORKER)
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """A node agent as the head reports it: what a provider can match against its machines."""
+
+    #: The head's id of the node (not the provider's).
+    node_id: str
+    #: The host part of the agent's gRPC address.
+    host: str
+    pid: int = 0
+    hostname: str = ""
+    is_head: bool = False
+
+
+@dataclass(frozen=True)
+class HeadEndpoint:
+    """Where a cluster's head service listens, and the file holding its token (never the token)."""
+
+    address: str
+    token_path: str
+    #: The provider's id of the head node.
+    node_id: str
+
+
+@runtime_checkable
+class HeadBootstrap(Protocol):
+    """A provider that starts node agents itself, so ``shoal up`` can start a head through it."""
+
+    def head_endpoint(self, node_id: str, timeout_s: float) -> HeadEndpoint:
+        """Wait until the head node ``node_id`` serves and say where; NodeProviderError if it does not."""
+        ...
 
 
 class NodeProvider(ABC):
@@ -136,6 +171,16 @@ class NodeProvider(ABC):
     def external_ip(self, node_id: str) -> str | None:
         """The node's public address, if it has one."""
         return self._lookup(node_id).external_ip
+
+    def agent_node_id(self, agent: AgentInfo, nodes: Sequence[ProviderNode]) -> str | None:
+        """Which of ``nodes`` (this provider's listing) runs ``agent``; None if none does.
+
+        The default matches the agent's host against the nodes' internal and
+        external IPs and answers only when exactly one node matches (several
+        machines behind one address cannot be told apart this way).
+        """
+        found = [n.node_id for n in nodes if agent.host and agent.host in (n.internal_ip, n.external_ip)]
+        return found[0] if len(found) == 1 else None
 
     def close(self) -> None:
         """Release clients and connections; the provider is not used afterwards."""

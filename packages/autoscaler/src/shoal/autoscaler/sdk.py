@@ -8,11 +8,13 @@ bypasses ``upscaling_speed`` and protects nodes from the idle timeout.
 
 The request travels through a :class:`~shoal.autoscaler.demand.ResourceRequestChannel`.
 A runtime that has an autoscaler installs its channel with
-:func:`set_resource_request_channel` (the ``cluster`` backend sends requests to
-the head). Without one, the request is kept in this process, where an
-in-process autoscaler (the simulation, tests) reads it with
-:func:`get_resource_requests`; as in Ray, on a runtime with no autoscaler the
-request then has no effect.
+:func:`set_resource_request_channel`: the ``cloud`` backend sends requests to
+its cluster's head, where the autoscaler reads them. Without one, the request
+is kept in this process, where an in-process autoscaler (the simulation,
+tests) reads it with :func:`get_resource_requests`; as in Ray, on a runtime
+with no autoscaler the request then has no effect. (A driver attached with
+plain ``shoal.init(address=...)`` has no channel yet: shoal-core offers
+libraries no way to reach the head's store.)
 """
 
 from __future__ import annotations
