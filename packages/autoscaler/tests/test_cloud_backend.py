@@ -16,7 +16,7 @@ def test_cloud_is_a_registered_backend() -> None:
 
 
 def test_without_a_cluster_config_or_address_it_says_how_to_give_one() -> None:
-    with pytest.raises(ConfigError, match=r"shoal\.autoscaler\.cloud\.init\(cluster_config='cluster\.yaml'\)"):
+    with pytest.raises(ConfigError, match=r"shoal\.init\(backend='cloud', cluster_config='cluster\.yaml'\)"):
         shoal.init(backend="cloud")
     assert not shoal.is_initialized()
 
@@ -28,4 +28,8 @@ def test_init_checks_its_arguments(tmp_path) -> None:
         cloud.init(tmp_path / "c.yaml", backend="local")
     with pytest.raises(ConfigError, match="cannot read cluster config"):
         cloud.init(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="cannot read cluster config"):
+        shoal.init(backend="cloud", cluster_config=tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"unknown keyword 'cluster_confg' for shoal\.init\(\) with backend 'cloud'"):
+        shoal.init(backend="cloud", cluster_confg=tmp_path / "c.yaml")
     assert not shoal.is_initialized()

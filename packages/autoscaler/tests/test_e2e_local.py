@@ -25,7 +25,6 @@ import yaml
 import shoal
 from shoal.autoscaler import AutoscalerSettings, AutoscalerStatus, load_cluster_config, request_resources
 from shoal.autoscaler._head import HeadConnection
-from shoal.autoscaler.cloud import init as cloud_init
 from shoal.autoscaler.cluster_state import read_published_status
 from shoal.autoscaler.config import ClusterConfig
 from shoal.autoscaler.launcher import ClusterEndpoint, down, running_cluster
@@ -108,7 +107,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     config = load_cluster_config(path)
     settings = AutoscalerSettings(listing_grace_s=1.0, backoff_base_s=1.0, backoff_max_s=4.0, launch_timeout_s=30.0)
     try:
-        info = cloud_init(path, autoscaler_interval_s=0.5, autoscaler_settings=settings)
+        info = shoal.init(backend="cloud", cluster_config=path, autoscaler_interval_s=0.5, autoscaler_settings=settings)
         assert info["backend"] == "cloud"
         endpoint = running_cluster(config)
         assert endpoint is not None

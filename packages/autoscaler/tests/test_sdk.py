@@ -90,3 +90,25 @@ def test_floors_scale_up_bypassing_speed_and_hold_nodes_while_idle() -> None:
     finally:
         set_resource_request_channel(old)
         sim.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_plain_cluster_driver_reaches_the_heads_store() -> None:
+    """A driver attached with shoal.init(address=...) has no channel; its request still reaches the head."""
+    from shoal.autoscaler._head import connect
+    from shoal.autoscaler.cluster_state import HeadRequestChannel
+    from shoal.testing.cluster import Cluster
+
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.connect()
+        request_resources(num_cpus=2, bundles=[{"accel": 1}])
+        with connect(cluster.address, cluster.token_path) as head:
+            assert HeadRequestChannel(head).resource_requests() == [{"CPU": 1.0}, {"CPU": 1.0}, {"accel": 1.0}]
+        request_resources()
+        with connect(cluster.address, cluster.token_path) as head:
+            assert HeadRequestChannel(head).resource_requests() == []
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()

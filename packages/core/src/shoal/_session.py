@@ -92,13 +92,12 @@ def init(
         "labels",
     }
     overrides: dict[str, Any] = {}
+    backend_kwargs: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in ("temp_dir", "spill_dir", "max_inline_bytes", "worker_spin_us", "token_path", "tls"):
             overrides[key] = value
         elif key not in ignored:
-            from shoal.exceptions import ConfigError
-
-            raise ConfigError(f"unknown keyword {key!r} for shoal.init()")
+            backend_kwargs[key] = value
     if kwargs.get("local_mode"):
         backend = backend or "inline"
     with _lock:
@@ -123,9 +122,14 @@ def init(
         if config.address is not None and config.source("backend") == "default":
             name = "cluster"
         cls = load_backend(name)
+        unknown = sorted(set(backend_kwargs) - cls.init_kwargs)
+        if unknown:
+            from shoal.exceptions import ConfigError
+
+            raise ConfigError(f"unknown keyword {unknown[0]!r} for shoal.init() with backend {name!r}")
         runtime_env_checked = _options.check_runtime_env(runtime_env)
         config.values["runtime_env"] = runtime_env_checked
-        b = cls(config)
+        b = cls(config, **backend_kwargs)
         install(b)
         if not _atexit_registered:
             atexit.register(shutdown)

@@ -16,6 +16,7 @@ from typing import Any
 
 from shoal._cluster.auth import read_token
 from shoal._cluster.client import HeadClient
+from shoal._cluster.tls import tls_folder
 
 __all__ = [
     "KV_NAMESPACE",
@@ -74,7 +75,9 @@ class HeadConnection:
         self.address = address
         self.token_path = str(token_path)
         self.secret = read_token(Path(token_path))
-        self._client = HeadClient(address, self.secret, timeout=timeout_s)
+        folder = tls_folder(Path(token_path))
+        tls = folder if (folder / "cert.pem").exists() else None
+        self._client = HeadClient(address, self.secret, timeout=timeout_s, tls=tls)
 
     def cluster(self) -> tuple[list[HeadNode], list[HeadDemand]]:
         """The nodes (alive and dead) and the pending demand, now."""

@@ -10,15 +10,17 @@ The request travels through a :class:`~shoal.autoscaler.demand.ResourceRequestCh
 A runtime that has an autoscaler installs its channel with
 :func:`set_resource_request_channel`: the ``cloud`` backend sends requests to
 its cluster's head, where the autoscaler reads them. Without one, the request
-is kept in this process, where an in-process autoscaler (the simulation,
-tests) reads it with :func:`get_resource_requests`; as in Ray, on a runtime
-with no autoscaler the request then has no effect. (A driver attached with
-plain ``shoal.init(address=...)`` has no channel yet: shoal-core offers
-libraries no way to reach the head's store.)
+goes to the runtime's key-value store (``shoal.experimental.internal_kv``),
+which on a cluster is the head's, so a driver attached with plain
+``shoal.init(address=...)`` reaches the autoscaler too. It is also kept in
+this process, where an in-process autoscaler (the simulation, tests) reads it
+with :func:`get_resource_requests`; as in Ray, on a runtime with no
+autoscaler the request has no effect.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import numbers
 import threading
@@ -108,5 +110,17 @@ def request_resources(
         _last_request = [dict(b) for b in to_request]
     if channel is not None:
         channel.set_resource_requests(to_request)
-    else:
-        logger.debug("no autoscaler channel in this runtime; keeping the resource request in process")
+    elif shoal.is_initialized():
+        _put_in_runtime_store(to_request)
+
+
+def _put_in_runtime_store(bundles: list[Shape]) -> None:
+    """Leave the request in the runtime's key-value store, where a cluster's autoscaler reads it."""
+    from shoal.autoscaler._head import KEY_RESOURCE_REQUESTS, KV_NAMESPACE
+    from shoal.experimental import internal_kv
+
+    try:
+        value = json.dumps([dict(b) for b in bundles], sort_keys=True)
+        internal_kv._internal_kv_put(KEY_RESOURCE_REQUESTS, value, namespace=KV_NAMESPACE)
+    except NotImplementedError:
+        logger.debug("no key-value store in this runtime; keeping the resource request in process")

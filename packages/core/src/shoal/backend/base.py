@@ -62,6 +62,10 @@ class Backend(abc.ABC):
     #: Registry name, e.g. ``"local"``.
     name: ClassVar[str] = ""
 
+    #: Extra keywords this backend takes from ``shoal.init()`` (passed to
+    #: ``__init__``), e.g. ``cluster_config`` for ``cloud``. Others are refused.
+    init_kwargs: ClassVar[frozenset[str]] = frozenset()
+
     @abc.abstractmethod
     def __init__(self, config: Config) -> None:
         """Start (or connect to) the runtime."""
@@ -161,6 +165,24 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def runtime_info(self) -> RuntimeInfo:
         """Where the calling code runs."""
+
+    # -- cluster key-value store (for libraries: shoal.experimental.internal_kv)
+
+    def kv_get(self, namespace: str, key: str) -> bytes | None:
+        """The value under ``key``, or None."""
+        raise NotImplementedError(f"the {self.name!r} backend has no key-value store here")
+
+    def kv_put(self, namespace: str, key: str, value: bytes, overwrite: bool) -> bool:
+        """Store ``value``; False when ``key`` exists and ``overwrite`` is False."""
+        raise NotImplementedError(f"the {self.name!r} backend has no key-value store here")
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        """Remove ``key``; whether it was there."""
+        raise NotImplementedError(f"the {self.name!r} backend has no key-value store here")
+
+    def kv_keys(self, namespace: str, prefix: str) -> list[str]:
+        """Keys that start with ``prefix``."""
+        raise NotImplementedError(f"the {self.name!r} backend has no key-value store here")
 
     # -- placement groups ---------------------------------------------------
 

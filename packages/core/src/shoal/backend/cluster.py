@@ -150,6 +150,18 @@ class ClusterBackend(WorkerBackend):
                     free[k] = free.get(k, 0.0) + v
         return {k: v for k, v in free.items() if v > 1e-9}
 
+    def kv_get(self, namespace: str, key: str) -> bytes | None:
+        return self._head.kv_get(namespace, key)
+
+    def kv_put(self, namespace: str, key: str, value: bytes, overwrite: bool) -> bool:
+        return self._head.kv_put(namespace, key, value, overwrite)
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        return self._head.kv_delete(namespace, key)
+
+    def kv_keys(self, namespace: str, prefix: str) -> list[str]:
+        return self._head.kv_keys(namespace, prefix)
+
     def shutdown(self) -> None:
         self._client.close()
         self._head.close()

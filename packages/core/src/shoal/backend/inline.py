@@ -18,6 +18,7 @@ from typing import Any
 from shoal._runtime.errors import task_error
 from shoal._runtime.serialization import Serialized, deserialize, serialize, serialize_call_args
 from shoal.backend.base import ActorInfo, Backend, RuntimeInfo
+from shoal.backend.memory_kv import MemoryKV
 from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, SchedulingSpec, TaskSpec
 from shoal.config import Config
 from shoal.exceptions import (
@@ -69,12 +70,13 @@ class _Frame:
     placement_group_id: str | None = None
 
 
-class InlineBackend(Backend):
+class InlineBackend(MemoryKV, Backend):
     """Runs everything in the calling process, immediately, one call at a time."""
 
     name = "inline"
 
     def __init__(self, config: Config) -> None:
+        MemoryKV.__init__(self)
         self._config = config
         self._lock = threading.RLock()
         self._objects: dict[bytes, _Stored] = {}

@@ -27,6 +27,7 @@ from shoal._runtime.tasks import DRIVER
 from shoal._runtime.values import decode_payload, encode_error, encode_serialized
 from shoal._runtime.wire import STREAM, call_wire, create_wire, task_wire
 from shoal.backend.base import ActorInfo, Backend, RuntimeInfo
+from shoal.backend.memory_kv import MemoryKV
 from shoal.backend.specs import ActorSpec, ActorTaskSpec, PlacementGroupSpec, TaskSpec
 from shoal.config import Config
 from shoal.exceptions import GetTimeoutError, ObjectLostError
@@ -50,12 +51,13 @@ def _detect_gpus() -> int:
         return 0
 
 
-class LocalBackend(Backend):
+class LocalBackend(MemoryKV, Backend):
     """Tasks and actors in worker processes on this machine, objects in shared memory."""
 
     name = "local"
 
     def __init__(self, config: Config) -> None:
+        MemoryKV.__init__(self)
         cpus = config.num_cpus if config.num_cpus is not None else (os.cpu_count() or 1)
         gpus = config.num_gpus if config.num_gpus is not None else _detect_gpus()
         store = config.object_store_memory or _default_store_memory()

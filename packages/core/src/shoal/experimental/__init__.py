@@ -1,0 +1,1 @@
+"""APIs that may change between minor versions (Ray's ``ray.experimental``)."""
