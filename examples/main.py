@@ -1,5 +1,7 @@
-"""shoal's main job: data -> train -> tune -> serve, end to end on the embedded local backend.
+"""shoal's main job: core -> data -> train -> tune -> serve, end to end on the embedded local backend.
 
+0. shoal core: remote tasks fan out over worker processes, a shared array goes through the
+   object store once, and an actor keeps a running total.
 1. shoal.data builds a synthetic regression dataset (y = 3*x0 - 2*x1 + 0.5 + noise) as
    streaming Arrow blocks.
 2. shoal.tune searches the learning rate of a small linear model, each trial a
@@ -70,6 +72,34 @@ class Predictor:
         return {"y": float(x @ self.w + self.b)}
 
 
+@shoal.remote
+def column_sum(matrix: np.ndarray, col: int) -> float:
+    return float(matrix[:, col].sum())
+
+
+@shoal.remote
+class Tally:
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def add(self, value: float) -> float:
+        self.total += value
+        return self.total
+
+
+def core_example() -> None:
+    matrix = np.arange(40_000, dtype=np.float64).reshape(10_000, 4)
+    ref = shoal.put(matrix)  # stored once in shared memory, read without copying by every task
+    sums = shoal.get([column_sum.remote(ref, c) for c in range(4)])
+    tally = Tally.remote()
+    for value in sums:
+        tally.add.remote(value)
+    total = shoal.get(tally.add.remote(0.0))  # actor calls run in submission order
+    assert sums == [float(matrix[:, c].sum()) for c in range(4)] and total == float(matrix.sum()), (sums, total)
+    shoal.kill(tally)
+    print(f"core: 4 tasks summed the columns {[int(s) for s in sums]}; the actor's total is {int(total)}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,6 +110,7 @@ def main() -> None:
     t0 = time.perf_counter()
     info = shoal.init(num_cpus=2)
     print(f"shoal started ({info['backend']} backend) in {time.perf_counter() - t0:.2f}s")
+    core_example()
 
     ds = make_dataset(20_000).materialize()
     print(f"data: {ds.count()} rows, columns {ds.columns()}")
