@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import tempfile
 import time
 
@@ -204,3 +205,47 @@ def test_torch_config_validation():
         TorchConfig(timeout_s=0)
     with pytest.raises(TypeError, match="torch_config"):
         TorchTrainer(lambda: None, torch_config=train.BackendConfig())
+
+
+def rank_1_never_joins(config):
+    import torch.distributed as dist
+
+    if train.get_context().get_world_rank() == 1:
+        time.sleep(120)  # the driver stops this rank once rank 0 has failed
+    dist.all_reduce(torch.ones(1))
+
+
+def test_timeout_s_bounds_a_collective(tmp_path):
+    trainer = TorchTrainer(
+        rank_1_never_joins,
+        torch_config=TorchConfig(timeout_s=5),
+        scaling_config=train.ScalingConfig(num_workers=2),
+        run_config=train.RunConfig(name="timeout", storage_path=str(tmp_path)),
+    )
+    start = time.monotonic()
+    with pytest.raises(train.TrainingFailedError) as info:
+        trainer.fit()
+    assert time.monotonic() - start < 60
+    # Rank 0's all_reduce gave up after timeout_s, with its own traceback; rank 1 was stopped.
+    assert list(info.value.worker_failures) == [0]
+    cause = info.value.worker_failures[0]
+    assert "Timed out waiting 5000ms" in str(cause)  # gloo's message names the timeout it was given
+    assert "dist.all_reduce(torch.ones(1))" in cause.traceback_str
+
+
+def test_torch_config_picks_the_process_group_backend():
+    from shoal.train.backend import WorkerGroupInfo
+
+    def workers(*nodes):
+        return [{"node_id": n, "hostname": "localhost", "port": 1234 + i} for i, n in enumerate(nodes)]
+
+    cpu = TorchConfig().on_group_start(WorkerGroupInfo(workers("a", "a"), use_gpu=False, num_cpus_per_worker=2))
+    expected = {"master_addr": "127.0.0.1", "master_port": 1234, "backend": "gloo", "use_gpu": False, "num_threads": 2}
+    assert cpu == expected
+    gpu = TorchConfig(timeout_s=10).on_group_start(WorkerGroupInfo(workers("a"), use_gpu=True, num_cpus_per_worker=0))
+    assert gpu["backend"] == "nccl" and gpu["num_threads"] is None
+    forced = TorchConfig(backend="gloo").on_group_start(WorkerGroupInfo(workers("a"), True, 1))
+    assert forced["backend"] == "gloo"
+    # Workers on two nodes meet at rank 0's host, not at the loopback address.
+    two_nodes = TorchConfig().on_group_start(WorkerGroupInfo(workers("a", "b"), False, 1))
+    assert two_nodes["master_addr"] == socket.gethostbyname("localhost")

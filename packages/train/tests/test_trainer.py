@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 import tempfile
 
 import pyarrow.fs
 import pytest
 
+import shoal
 from shoal import train
 
 pytestmark = pytest.mark.usefixtures("shoal_runtime")
@@ -212,3 +215,77 @@ def test_too_many_workers_for_the_cluster(tmp_path):
     trainer = train.DataParallelTrainer(lambda: None, scaling_config=train.ScalingConfig(num_workers=3))
     with pytest.raises(ValueError, match="cluster has only"):
         trainer.fit()
+
+
+def placement():
+    ctx = shoal.get_runtime_context()
+    pg = shoal.util.get_current_placement_group()
+    table = shoal.util.placement_group_table(pg)
+    train.report({"pg": ctx.get_placement_group_id(), "strategy": table["strategy"], "bundles": table["bundles_list"]})
+
+
+@pytest.mark.shoal_backends("local")
+def test_workers_hold_the_bundles_of_one_placement_group(tmp_path):
+    recorder = Recorder()
+    train.DataParallelTrainer(
+        placement,
+        scaling_config=train.ScalingConfig(
+            num_workers=2, resources_per_worker={"CPU": 0.5}, placement_strategy="SPREAD"
+        ),
+        run_config=run_config(tmp_path, callbacks=[recorder]),
+    ).fit()
+    ((_, metrics, _),) = recorder.reports
+    # Both workers run in the same group: one bundle per worker, with the strategy asked for.
+    assert metrics[0]["pg"] is not None and metrics[0]["pg"] == metrics[1]["pg"]
+    assert [m["strategy"] for m in metrics] == ["SPREAD", "SPREAD"]
+    assert metrics[0]["bundles"] == [{"CPU": 0.5}, {"CPU": 0.5}]
+    # fit() gives the group back.
+    table = shoal.util.placement_group_table()
+    assert table[metrics[0]["pg"]]["state"] == "REMOVED"
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def three_steps():
+    for step in range(3):
+        train.report({"step": step, "loss": 1.0 / (step + 1)})
+
+
+class SeesConsole(train.UserCallback):
+    """Reads the console at each report: the step's line must already be there, later ones not yet."""
+
+    def __init__(self, console):
+        self.console = console
+        self.seen = []
+
+    def after_report(self, run_context, metrics, checkpoint):
+        self.seen.append(self.console.getvalue())
+
+
+def test_reported_metrics_stream_to_a_terminal(tmp_path, monkeypatch):
+    console = FakeTerminal(tty=True)
+    monkeypatch.setattr(sys, "stdout", console)
+    callback = SeesConsole(console)
+    train.DataParallelTrainer(
+        three_steps,
+        scaling_config=train.ScalingConfig(num_workers=2),
+        run_config=run_config(tmp_path, name="progress", callbacks=[callback]),
+    ).fit()
+    monkeypatch.undo()
+    assert len(callback.seen) == 3
+    for step, text in enumerate(callback.seen):
+        assert f"(progress) report {step}: step={step}, loss={1.0 / (step + 1):.6g}" in text
+        assert f"report {step + 1}:" not in text
+    # Quiet when stdout is not a terminal.
+    console = FakeTerminal(tty=False)
+    monkeypatch.setattr(sys, "stdout", console)
+    train.DataParallelTrainer(three_steps, run_config=run_config(tmp_path, name="quiet")).fit()
+    monkeypatch.undo()
+    assert "(quiet) report" not in console.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -77,6 +78,20 @@ def test_stop_last_trials_false_lets_trials_run_past_max_t(sim):
 def test_brackets_offset_the_first_rung():
     sched = AsyncHyperBandScheduler(metric="m", mode="max", max_t=27, grace_period=1, reduction_factor=3, brackets=3)
     assert [b.milestones for b in sched._brackets] == [[1, 3, 9, 27], [3, 9, 27], [9, 27]]
+
+
+def test_brackets_are_drawn_with_softmax_weights_of_their_rung_counts():
+    # Ray weighs bracket s by e**len(rungs): here e**4 : e**3 : e**2.
+    sched = AsyncHyperBandScheduler(
+        metric="m", mode="max", max_t=27, grace_period=1, reduction_factor=3, brackets=3, seed=0
+    )
+    n = 4000
+    for i in range(n):
+        sched.on_trial_add(None, Trial("f", {}, f"a_{i:05d}"))
+    counts = [list(sched._trial_bracket.values()).count(b) / n for b in range(3)]
+    expected = [math.e**2, math.e, 1.0]
+    expected = [w / sum(expected) for w in expected]  # 0.665, 0.245, 0.090
+    assert counts == pytest.approx(expected, abs=0.03)
 
 
 def test_missing_metric_is_a_clear_error():

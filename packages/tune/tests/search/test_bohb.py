@@ -61,3 +61,22 @@ def test_max_concurrent_and_bad_config():
     assert bohb.suggest("b") is not None
     with pytest.raises(ValueError, match="unknown bohb_config"):
         TuneBOHB(bohb_config={"gamma": 1})
+
+
+def test_points_to_evaluate_go_first_and_partial_points_are_completed():
+    space = {"x": tune.uniform(0, 10), "k": tune.choice(["a", "b", "c"]), "n": {"z": tune.randint(1, 5)}}
+    bohb = TuneBOHB(
+        space=space,
+        metric="loss",
+        mode="min",
+        seed=0,
+        points_to_evaluate=[{"x": 3.0, "k": "b", "n": {"z": 2}}, {"x": 4.0}],
+    )
+    assert bohb.suggest("t0") == {"x": 3.0, "k": "b", "n": {"z": 2}}
+    partial = bohb.suggest("t1")
+    assert partial["x"] == 4.0 and partial["k"] in ("a", "b", "c") and partial["n"]["z"] in (1, 2, 3, 4)
+    # The points are observed like any other trial.
+    bohb.on_trial_complete("t0", {"loss": 1.0, "training_iteration": 1})
+    assert [obs[1] for obs in bohb._obs[1.0].values()] == [1.0]
+    third = bohb.suggest("t2")
+    assert third["x"] not in (3.0, 4.0)

@@ -64,13 +64,17 @@ def test_tell_reaches_the_study():
     assert searcher.study.direction == optuna.study.StudyDirection.MINIMIZE
 
 
-def test_errors_and_missing_metrics_fail_the_optuna_trial():
+def test_errors_fail_and_missing_metrics_prune_the_optuna_trial():
+    # As Ray's OptunaSearch: an error is FAIL (even with a last result), no metric is PRUNED.
     searcher = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="loss", mode="min", seed=0)
-    searcher.suggest("a")
-    searcher.suggest("b")
+    for trial_id in "abcd":
+        searcher.suggest(trial_id)
     searcher.on_trial_complete("a", None, error=True)
-    searcher.on_trial_complete("b", {"other": 1})
-    assert [t.state for t in searcher.study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    searcher.on_trial_complete("b", {"loss": 0.5}, error=True)
+    searcher.on_trial_complete("c", {"other": 1})
+    searcher.on_trial_complete("d", None)
+    state = optuna.trial.TrialState
+    assert [t.state for t in searcher.study.trials] == [state.FAIL, state.FAIL, state.PRUNED, state.PRUNED]
 
 
 def test_points_to_evaluate_and_evaluated_rewards():
@@ -105,10 +109,52 @@ def test_define_by_run_space():
     assert ("layers" in config) == config["deep"]
 
 
-def test_other_samplers_and_multi_objective():
-    cmaes = OptunaSearch(sampler=optuna.samplers.RandomSampler(seed=1))
-    best, _ = run_loop(cmaes, {"x": tune.uniform(-1, 1)}, 5, lambda c: abs(c["x"]))
-    assert best < 1
+def bowl(c):
+    return (c["x"] - 1.3) ** 2 + (c["y"] + 0.7) ** 2
+
+
+BOWL = {"x": tune.uniform(-5, 5), "y": tune.uniform(-5, 5)}
+
+
+def test_cma_es_proposes_through_the_searcher():
+    # optuna's CmaEsSampler needs the cmaes package (extra shoal-tune[cmaes]).
+    pytest.importorskip("cmaes")
+    sampler = optuna.samplers.CmaEsSampler(seed=0, n_startup_trials=3)
+    _, searcher = run_loop(OptunaSearch(sampler=sampler), BOWL, 12, bowl)
+    trials = searcher.study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 12
+    assert all(-5 <= t.params["x"] <= 5 and -5 <= t.params["y"] <= 5 for t in trials)
+    # After its random start, every proposal came from the CMA-ES optimiser (relative sampling
+    # over the space the searcher declared with ask(fixed_distributions=...)).
+    assert [("cma:generation" in t.system_attrs) for t in trials] == [False] * 3 + [True] * 9
+
+
+@pytest.mark.timeout(120)
+def test_gp_sampler_improves_on_its_random_start():
+    # optuna's GPSampler needs torch (installed with shoal-train's or shoal-rl's extras).
+    pytest.importorskip("torch")
+    sampler = optuna.samplers.GPSampler(seed=0, n_startup_trials=4)
+    _, searcher = run_loop(OptunaSearch(sampler=sampler), BOWL, 10, bowl)
+    values = [t.value for t in searcher.study.trials]
+    assert len(values) == 10
+    assert min(values[4:]) < min(values[:4])
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # QMCSampler
+@pytest.mark.parametrize("sampler", ["qmc", "nsga2", "random"])
+def test_other_samplers(sampler):
+    make = {
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=0, warn_independent_sampling=False),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=0, population_size=4),
+        "random": lambda: optuna.samplers.RandomSampler(seed=0),
+    }[sampler]
+    _, searcher = run_loop(OptunaSearch(sampler=make()), {**BOWL, "k": tune.choice(["a", "b"])}, 8, bowl)
+    trials = searcher.study.trials
+    assert len(trials) == 8 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(-5 <= t.params["x"] <= 5 and t.params["k"] in ("a", "b") for t in trials)
+
+
+def test_multi_objective():
     multi = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric=["a", "b"], mode=["min", "max"], seed=0)
     multi.suggest("t0")
     multi.on_trial_complete("t0", {"a": 1.0, "b": 2.0})

@@ -181,7 +181,9 @@ class Tuner:
     def _search_alg(self, tc: TuneConfig) -> SearchAlgorithm:
         alg = tc.search_alg
         if alg is None:
-            return BasicVariantGenerator()
+            # As in Ray: the default generator creates no trial while max_concurrent_trials are
+            # live (running, paused or pending), so no trial waits behind the limit.
+            return BasicVariantGenerator(max_concurrent=tc.max_concurrent_trials or 0)
         if isinstance(alg, SearchAlgorithm):
             return alg
         if isinstance(alg, Searcher):

@@ -9,7 +9,7 @@ continues). Trials that reach ``max_t`` are stopped as finished.
 
 With several ``brackets``, bracket ``s`` starts its rungs at
 ``grace_period * reduction_factor**s`` (more patient); each new trial is
-assigned a bracket at random, weighted by its number of rungs.
+assigned a bracket at random, with weight ``e**(number of rungs)`` as in Ray.
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ class AsyncHyperBandScheduler(FIFOScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         self._require_metric()
-        weights = np.array([max(len(b.milestones), 1) for b in self._brackets], dtype=float)
+        # As in Ray: bracket s is drawn with probability proportional to e**(its number of rungs),
+        # so most trials go to the most aggressive bracket.
+        sizes = np.array([len(b.milestones) for b in self._brackets], dtype=float)
+        weights = np.exp(sizes - sizes.max())
         self._trial_bracket[trial.trial_id] = int(self._rng.choice(len(weights), p=weights / weights.sum()))
 
     def _score(self, result: dict[str, Any]) -> float | None:

@@ -235,9 +235,11 @@ class TuneBOHB(Searcher):
         if self._max_concurrent and len(self._live) - len(self._paused) >= self._max_concurrent:
             return None
         if self._points:
-            point = self._points.pop(0)
+            # Values a point leaves out are drawn at random, as BasicVariantGenerator does.
+            flat = flatten_dict(self._vector_to_config(self._random_vector()))
+            flat.update(flatten_dict(self._points.pop(0)))
             config: dict[str, Any] = {}
-            for path, value in flatten_dict(point).items():
+            for path, value in flat.items():
                 node = config
                 parts = path.split("/")
                 for key in parts[:-1]:

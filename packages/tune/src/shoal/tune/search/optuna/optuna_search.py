@@ -253,7 +253,10 @@ class OptunaSearch(Searcher):
             values = [float(result[m]) for m in metrics]
         with _quiet_optuna():
             if values is None:
-                self._study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+                # As in Ray: a failed trial is FAIL; one that ended without the metric (stopped
+                # before reporting it, or removed while pending or paused) is PRUNED.
+                state = optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED
+                self._study.tell(ot_trial, state=state)
             else:
                 self._study.tell(ot_trial, values if len(values) > 1 else values[0])
 
