@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from rl_test_envs import BrokenEnv, CountingEnv, DictObsEnv
 
 from shoal.rl import EnvError, UnsupportedSpaceException, register_env
@@ -157,3 +158,13 @@ def test_default_resource_request_has_a_bundle_per_actor() -> None:
     cfg = PPOConfig().env_runners(num_env_runners=2, num_cpus_per_env_runner=1).learners(num_learners=1)
     assert PPO.default_resource_request(cfg) == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}]
     assert PPO.default_resource_request({"num_env_runners": 0}) == [{"CPU": 1.0}]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without GPUs")
+def test_asking_for_a_gpu_learner_without_gpus_fails_at_build(shoal_runtime) -> None:
+    cfg = PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=0)
+    with pytest.raises(ValueError, match="num_gpus_per_learner=1 but torch sees no CUDA device"):
+        cfg.copy().learners(num_learners=0, num_gpus_per_learner=1).build_algo()
+    # A remote learner actor asking for a GPU could never be placed: an error, not a hang.
+    with pytest.raises(ValueError, match="num_gpus_per_learner=1 but the cluster has 0 GPUs"):
+        cfg.copy().learners(num_learners=1, num_gpus_per_learner=1).build_algo()

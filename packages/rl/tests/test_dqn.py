@@ -112,3 +112,27 @@ def test_dqn_without_dueling_or_double_q_and_uniform_replay(shoal_runtime) -> No
         assert result["learners"]["default_policy"]["replay_buffer_size"] == 304
     finally:
         algo.stop()
+
+
+def test_seeded_dqn_runs_are_reproducible(shoal_runtime) -> None:
+    def run(seed: int) -> tuple[list[float], dict[str, np.ndarray]]:
+        algo = (
+            cartpole_config(seed=seed)
+            .env_runners(num_env_runners=1)
+            .training(num_steps_sampled_before_learning_starts=64)
+            .reporting(min_sample_timesteps_per_iteration=160)
+            .build_algo()
+        )
+        try:
+            returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
+            return returns, algo.get_weights()
+        finally:
+            algo.stop()
+
+    returns_a, weights_a = run(4)
+    returns_b, weights_b = run(4)
+    returns_c, weights_c = run(5)
+    assert returns_a == returns_b
+    assert all(np.array_equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert returns_a != returns_c
+    assert not all(np.array_equal(weights_a[k], weights_c[k]) for k in weights_a)

@@ -1,4 +1,4 @@
-"""The env runner: lockstep envs, bootstrapping at truncation, seeding, spaces."""
+"""The env runner: lockstep envs, bootstrapping at truncation, seeding, spaces, env creation, weight broadcast."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rl_test_envs import CountingEnv
 
-from shoal.rl import Columns, EnvContext
-from shoal.rl.algorithms.ppo import PPOTorchRLModule
+from shoal.rl import Columns, EnvContext, register_env
+from shoal.rl.algorithms.ppo import PPOConfig, PPOTorchRLModule
 from shoal.rl.core import RLModuleSpec
 from shoal.rl.env.env_runner import EnvRunnerSpec, SingleAgentEnvRunner
 from shoal.rl.env.registry import make_env_creator
@@ -110,3 +110,69 @@ def test_action_adapter_rescales_to_the_box_bounds() -> None:
     assert clip_only.to_env(np.array([[3.0]]))[0].tolist() == [1.0]
     discrete = ActionAdapter(gym.spaces.Discrete(3, start=2))
     assert discrete.to_env(np.array([0, 2])) == [2, 4]
+
+
+def small_ppo(env: object, env_config: dict | None = None, num_env_runners: int = 1) -> PPOConfig:
+    return (
+        PPOConfig()
+        .environment(env, env_config=env_config or {})
+        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=2)
+        .training(train_batch_size=80, minibatch_size=40, num_epochs=1)
+        .rl_module(model_config={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+    )
+
+
+def test_registered_env_is_built_in_runner_processes_that_never_registered_it(shoal_runtime) -> None:
+    register_env("shoal-rl-test-counting", lambda ctx: CountingEnv(ctx))
+    algo = small_ppo("shoal-rl-test-counting", {"limit": 8}).build_algo()
+    try:
+        runners = algo.env_runner_group.foreach_env_runner(lambda r: (type(r.envs[0]).__name__, r.envs[0].limit))
+        assert runners == [("CountingEnv", 8)]
+        result = algo.train()
+        # CountingEnv pays 1 per step and truncates at `limit`.
+        assert result["env_runners"]["episode_len_mean"] == 8 == result["env_runners"]["episode_return_mean"]
+    finally:
+        algo.stop()
+
+
+def test_creator_function_gets_env_config_and_runner_indices(shoal_runtime) -> None:
+    algo = small_ppo(lambda ctx: CountingEnv(ctx), {"limit": 4}, num_env_runners=2).build_algo()
+    try:
+        seen = algo.env_runner_group.foreach_env_runner(
+            lambda r: [(e.limit, e.worker_index, e.vector_index) for e in r.envs]
+        )
+        assert seen == [[(4, 1, 0), (4, 1, 1)], [(4, 2, 0), (4, 2, 1)]]
+        assert algo.train()["env_runners"]["episode_len_mean"] == 4
+    finally:
+        algo.stop()
+
+
+def test_env_config_of_a_gymnasium_id_goes_to_gymnasium_make(shoal_runtime) -> None:
+    algo = small_ppo("CartPole-v1", {"max_episode_steps": 10}, num_env_runners=0).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    # An untrained policy keeps the pole up for about 20 steps, so most episodes hit the 10-step limit.
+    assert result["env_runners"]["episode_len_max"] == 10
+    assert result["env_runners"]["episode_return_max"] == 10
+
+
+def test_runners_sample_with_the_weights_broadcast_to_them(shoal_runtime) -> None:
+    algo = small_ppo("CartPole-v1", num_env_runners=2).build_algo()
+    try:
+        sent = algo.get_weights()
+        result = algo.train()
+        # Both runners sampled the iteration with the weights they were sent; the learner then moved on.
+        states = algo.env_runner_group.foreach_env_runner(lambda r: (r.weights_seq_no, r.module.get_state()))
+        for seq_no, state in states:
+            assert seq_no == result["env_runners"]["weights_seq_no"] - 1
+            assert all(np.array_equal(state[k], sent[k]) for k in sent)
+        learned = algo.get_weights()
+        assert not all(np.array_equal(learned[k], sent[k]) for k in sent)
+        algo.train()
+        states = algo.env_runner_group.foreach_env_runner(lambda r: r.module.get_state())
+        assert all(np.array_equal(s[k], learned[k]) for s in states for k in learned)
+    finally:
+        algo.stop()

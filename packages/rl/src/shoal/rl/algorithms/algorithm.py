@@ -147,6 +147,16 @@ class Algorithm:
                     f"num_gpus_per_learner={cfg.num_gpus_per_learner} but torch sees no CUDA device here; "
                     "set num_gpus_per_learner=0 or run where a GPU is visible"
                 )
+        if cfg.num_gpus_per_learner and cfg.num_learners > 0:
+            import shoal
+
+            # A learner actor asking for GPUs the cluster does not have would wait forever to be placed.
+            have = float(shoal.cluster_resources().get("GPU", 0.0))
+            if have < cfg.num_gpus_per_learner:
+                raise ValueError(
+                    f"num_gpus_per_learner={cfg.num_gpus_per_learner} but the cluster has {have:g} GPUs, so the "
+                    "learner actor could never start; set num_gpus_per_learner=0 or add a GPU node first"
+                )
         cpus_per_learner = 1.0 if cfg.num_cpus_per_learner == "auto" else float(cfg.num_cpus_per_learner)
         self.learner_group = LearnerGroup(
             self.learner_class,

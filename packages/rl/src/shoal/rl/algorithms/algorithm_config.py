@@ -342,7 +342,9 @@ class AlgorithmConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """All settings as a flat dict (``lambda_`` is spelled ``lambda``, as in RLlib)."""
-        self._capture_registered_env()
+        if not self._is_frozen:
+            # A frozen config (an algorithm's own) keeps the creator it was built with.
+            self._capture_registered_env()
         out = {}
         for attr, value in self.__dict__.items():
             if attr in _INTERNAL:

@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 class EnvRunnerGroup:
     """``num_env_runners`` runner actors, or one runner in this process when it is 0.
 
-    Each ``sample`` call sends the weights once through the object store
-    (``shoal.put``) to every runner. A runner whose call fails (its process
+    Each weights version goes once into the object store (``shoal.put``) and
+    every runner reads it from there. A runner whose call fails (its process
     died, its env raised, or it did not answer within ``sample_timeout_s``)
     is replaced by a new actor that gets the same share of the work, up to
     ``max_num_env_runner_restarts`` times in all and
@@ -50,6 +50,7 @@ class EnvRunnerGroup:
         self.num_remote_worker_restarts = 0
         self._restarts: dict[int, int] = {}
         self.local_runner: SingleAgentEnvRunner | None = None
+        self._weights_ref: tuple[Any, Any] | None = None
         self._actors: dict[int, Any] = {}
         if num_env_runners == 0:
             self.local_runner = SingleAgentEnvRunner(spec, worker_index=0)
@@ -113,8 +114,12 @@ class EnvRunnerGroup:
     def _weights_arg(self, weights: dict[str, Any] | None) -> Any:
         if weights is None or self.local_runner is not None:
             return weights
-        # One copy in the object store, read by every runner.
-        return shoal.put(weights)
+        # One copy in the object store per weights version, read by every runner (and reused by
+        # later calls while the version stays the same, as before DQN's learning starts).
+        seq_no = weights.get("seq_no")
+        if self._weights_ref is None or seq_no is None or self._weights_ref[0] != seq_no:
+            self._weights_ref = (seq_no, shoal.put(weights))
+        return self._weights_ref[1]
 
     def sample(
         self, weights: dict[str, Any] | None, num_timesteps: int, explore: bool = True, **action_kwargs: Any
@@ -180,3 +185,4 @@ class EnvRunnerGroup:
             except Exception:  # noqa: BLE001
                 pass
         self._actors.clear()
+        self._weights_ref = None
