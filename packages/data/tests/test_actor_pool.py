@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 import uuid
 
 import numpy as np
 import pytest
 
+import shoal
 import shoal.data as sd
 
 pytestmark = pytest.mark.usefixtures("shoal_runtime")
@@ -72,9 +75,61 @@ def test_classes_work_with_map_filter_and_flat_map() -> None:
     assert [r["id"] for r in sd.range(4).map(Doubler, concurrency=1).take_all()] == [0, 2, 4, 6]
 
 
-def test_constructor_errors_surface() -> None:
-    with pytest.raises(Exception, match="no model file"):
-        sd.range(4).map_batches(Broken, concurrency=1).take_all()
+def _wait_for_cpus(expected: float, timeout: float = 15.0) -> float:
+    deadline = time.monotonic() + timeout
+    cpus = shoal.available_resources().get("CPU", 0.0)
+    while cpus < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        cpus = shoal.available_resources().get("CPU", 0.0)
+    return cpus
+
+
+def test_constructor_errors_surface_and_release_the_pool() -> None:
+    # As in Ray: the actor died in its creation task, and the error carries the constructor's.
+    with pytest.raises(shoal.exceptions.ActorDiedError, match="no model file"):
+        sd.range(4).map_batches(Broken, concurrency=2).take_all()
+    assert _wait_for_cpus(2.0) == 2.0
+
+
+class FailsOnFirstBlock:
+    def __call__(self, batch):
+        if batch["id"][0] == 0:
+            raise KeyError("missing feature")
+        time.sleep(20)
+        return batch
+
+
+def test_udf_errors_in_actor_pools_stop_the_pipeline() -> None:
+    start = time.monotonic()
+    with pytest.raises(sd.UserCodeException) as info:
+        sd.range(40, override_num_blocks=8).map_batches(FailsOnFirstBlock, concurrency=2).take_all()
+    assert time.monotonic() - start < 15  # the sleeping calls did not run to the end
+    err = info.value
+    assert err.op_name == "MapBatches(FailsOnFirstBlock)"
+    assert "the UDF of MapBatches(FailsOnFirstBlock) raised KeyError: 'missing feature'" in str(err)
+    assert 'raise KeyError("missing feature")' in str(err)  # the remote traceback
+    assert isinstance(err.cause, KeyError)
+    # The pool's actors were killed: their CPUs come back.
+    assert _wait_for_cpus(2.0) == 2.0
+
+
+def _record_span(batch, marker_dir: str):
+    start = time.time()
+    time.sleep(0.2)
+    with open(os.path.join(marker_dir, uuid.uuid4().hex), "w") as f:
+        f.write(f"{start} {time.time()}")
+    return batch
+
+
+def test_task_concurrency_caps_the_tasks_running_at_once(tmp_path) -> None:
+    # For a function, concurrency=n is at most n tasks at a time (2 CPUs would allow 2).
+    ds = sd.range(40, override_num_blocks=4).map_batches(
+        _record_span, concurrency=1, fn_kwargs={"marker_dir": str(tmp_path)}
+    )
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(40))
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in tmp_path.iterdir())
+    assert len(spans) == 4
+    assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(spans))
 
 
 def test_compute_validation() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
@@ -101,6 +102,11 @@ def test_stats_report_operators_rows_and_times() -> None:
     assert "Operator 2 RandomShuffle" in text and "* Stage shuffle_map" in text
     assert "* Output num rows per block: 250 min, 250 max, 250 mean, 1000 total" in text
     assert "Dataset throughput" in text
+    # Time per operator: its wall time, and the remote time of its tasks.
+    assert re.search(r"Operator 1 .*4 blocks produced in \d+(\.\d+)?(us|ms|s)\n", text)
+    assert re.search(r"Operator 2 RandomShuffle: .* produced in \d+(\.\d+)?(us|ms|s)\n", text)
+    assert re.search(r"\* Remote wall time: [\d.]+(us|ms|s) min, .* total", text)
+    assert re.search(r"\(1000 rows in [\d.]+(us|ms|s);", text)
 
 
 class _Tty(io.StringIO):
@@ -123,6 +129,18 @@ def test_progress_bars_draw_on_a_terminal_only() -> None:
     off = _Tty()
     ProgressBars(["ReadRange"], enabled=False, stream=off).update([(1, 1, 1)], force=True)
     assert off.getvalue() == ""
+
+
+def test_pipelines_draw_one_bar_per_operator_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = _Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    assert len(sd.range(100, override_num_blocks=4).map(lambda r: r).sort("id").take_all()) == 100
+    # The last frame, drawn when execution ends, has each operator's final counts.
+    last = tty.getvalue().rsplit("\x1b[2F", 1)[-1]
+    assert last.splitlines() == [
+        "\x1b[2KReadRange->Map(<lambda>): [####################] 4/4 blocks, 100 rows",
+        "\x1b[2KSort(id): [####################] 1/1 blocks, 100 rows",
+    ]
 
 
 def test_pipelines_are_quiet_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import numpy as np
 import pytest
 
 import shoal
@@ -20,6 +22,23 @@ def test_prefetch_does_not_change_results() -> None:
         assert got == expected
     with pytest.raises(ValueError, match="prefetch_batches must be an integer >= 0"):
         ds.iter_batches(prefetch_batches=-1)
+
+
+def _stamp_done(batch):
+    time.sleep(0.05)
+    return {"id": batch["id"], "done": np.full(len(batch["id"]), time.time())}
+
+
+def test_prefetching_computes_blocks_while_the_consumer_works() -> None:
+    ds = sd.range(40, override_num_blocks=4).map_batches(_stamp_done)
+    done, consumed = [], []
+    for batch in ds.iter_batches(batch_size=None, prefetch_batches=1):
+        done.append(float(batch["done"][0]))
+        time.sleep(0.5)  # the consumer's work on this block
+        consumed.append(time.time())
+    # Each next block was ready before the consumer finished with the one before it.
+    assert len(done) == 4
+    assert all(done[i + 1] < consumed[i] for i in range(3)), (done, consumed)
 
 
 def test_batch_formats_and_drop_last() -> None:
