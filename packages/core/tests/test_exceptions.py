@@ -56,3 +56,12 @@ def test_dual_class_falls_back_when_the_cause_cannot_be_subclassed() -> None:
 
     err = ex.TaskError("f", "", Final("x")).as_instanceof_cause()
     assert type(err) is ex.TaskError
+
+
+@pytest.mark.parametrize("cause", [MemoryError("m"), ex.ObjectStoreFullError("store full"), OSError(2, "gone")])
+def test_dual_class_of_built_ins_with_their_own_new(cause: BaseException) -> None:
+    """MemoryError refuses a direct __new__ on such a subclass: a task out of store must not crash the worker."""
+    err = ex.TaskError("f", "Traceback ...", cause).as_instanceof_cause()
+    assert isinstance(err, ex.TaskError) and isinstance(err, type(cause))
+    again = cloudpickle.loads(cloudpickle.dumps(err))
+    assert isinstance(again, type(cause)) and again.cause.args == cause.args

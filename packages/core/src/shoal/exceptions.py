@@ -111,7 +111,12 @@ class TaskError(ShoalError):
         cls = _dual_class(type(cause))
         if cls is None:
             return self
-        err = cls.__new__(cls, *getattr(cause, "args", ()))
+        try:
+            # Through type's call, not cls.__new__: built-ins such as MemoryError refuse
+            # a direct __new__ on a subclass with another base first (_dual_init does nothing).
+            err = cls(*getattr(cause, "args", ()))
+        except Exception:  # noqa: BLE001 - a cause class that cannot be built this way
+            return self
         try:
             err.__dict__.update(cause.__dict__)
         except (AttributeError, TypeError):  # pragma: no cover - exotic exception types

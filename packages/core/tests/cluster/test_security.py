@@ -168,6 +168,79 @@ def test_fuzzed_requests_get_errors_and_nothing_dies(cluster: Cluster) -> None:
         shoal.shutdown()
 
 
+def _link_addresses(cluster: Cluster) -> list[tuple[str, int]]:
+    client = HeadClient(cluster.address, read_token(Path(cluster.token_path)))
+    try:
+        out = []
+        for n in client.cluster_info().nodes:
+            host, _, port = n.link_address.rpartition(":")
+            out.append((host, int(port)))
+        return out
+    finally:
+        client.close()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """True once the other side has closed (reads drain whatever it sent first)."""
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_tcp_links_prove_the_token_and_survive_garbage(cluster: Cluster) -> None:
+    import hashlib
+    import hmac
+
+    from shoal._cluster.tcp_link import _MAGIC, _NONCE
+
+    token = read_token(Path(cluster.token_path))
+    addresses = _link_addresses(cluster)
+    assert len(addresses) == 2 and all(port > 0 for _, port in addresses)
+    for address in addresses:
+        # A wrong answer to the challenge: closed, never acknowledged.
+        with socket.create_connection(address, timeout=10) as s:
+            challenge = s.recv(len(_MAGIC) + _NONCE, socket.MSG_WAITALL)
+            assert challenge.startswith(_MAGIC) and len(challenge) == len(_MAGIC) + _NONCE
+            s.sendall(_MAGIC + hmac.new(b"not-the-token", challenge[len(_MAGIC) :], hashlib.sha256).digest())
+            assert _closed_by_peer(s)
+        # Garbage instead of an answer.
+        with socket.create_connection(address, timeout=10) as s:
+            s.sendall(os.urandom(4096))
+            assert _closed_by_peer(s)
+        # Silence: dropped after the handshake timeout.
+        with socket.create_connection(address, timeout=15) as s:
+            assert _closed_by_peer(s)
+        # A peer that proves the token and then sends frames that do not decode is cut off;
+        # one that stops in the middle of a frame (here a huge one) just waits, harmlessly.
+        frames = [b"\x05\x00\x00\x00\x80\x05junk", (4096).to_bytes(4, "little") + os.urandom(4096)]
+        for garbage in [*frames, b"\xff\xff\xff\x7f" + os.urandom(64)]:
+            with socket.create_connection(address, timeout=5) as s:
+                challenge = s.recv(len(_MAGIC) + _NONCE, socket.MSG_WAITALL)
+                s.sendall(_MAGIC + hmac.new(token.encode(), challenge, hashlib.sha256).digest())
+                assert s.recv(1) == b"\x01"
+                s.sendall(garbage)
+                assert _closed_by_peer(s) == (garbage in frames)
+    _alive(cluster)
+    # Work still crosses the links between the nodes.
+    cluster.connect()
+    try:
+
+        @shoal.remote(scheduling_strategy="SPREAD")
+        def node_of() -> str:
+            return shoal.get_runtime_context().get_node_id()
+
+        nodes = set(shoal.get([node_of.remote() for _ in range(8)], timeout=60))
+        assert nodes == {n.node_id for n in cluster.nodes}
+    finally:
+        shoal.shutdown()
+
+
 def test_tls_cluster_encrypts_every_channel() -> None:
     from shoal._cluster.tls import tls_folder
 
@@ -177,6 +250,12 @@ def test_tls_cluster_encrypts_every_channel() -> None:
         c.add_node(num_cpus=1, resources={"far": 1})
         folder = tls_folder(Path(c.token_path))
         assert (folder / "cert.pem").exists()
+        # No plain TCP link listeners: node-to-node links go over gRPC with TLS.
+        client = HeadClient(c.address, read_token(Path(c.token_path)), tls=folder)
+        try:
+            assert [n.link_address for n in client.cluster_info().nodes] == ["", ""]
+        finally:
+            client.close()
         assert os.stat(folder / "key.pem").st_mode & 0o777 == 0o600
         # A plaintext client cannot even reach the services.
         channel = grpc.insecure_channel(c.address)

@@ -107,6 +107,7 @@ class NodeAgent:
         self.address = ""
         self.head_address = ""
         self.head: HeadClient | None = None
+        self.links: Any = None  # TcpLinkListener when links go over plain TCP (no TLS)
 
     def start(self) -> None:
         args = self.args
@@ -156,6 +157,10 @@ class NodeAgent:
 
         pb_grpc.add_NodeServicer_to_server(LinkServicer(self.runtime), self.server)
         self.server.start()
+        if self.tls is None:
+            from shoal._cluster.tcp_link import TcpLinkListener
+
+            self.links = TcpLinkListener(self.runtime, args.host, self.token)
         self.head = HeadClient(self.head_address, self.token, tls=self.tls)
         self.runtime.enable_cluster(self.token, ClusterDirectory(self.head, self.node_id), self.tls)
         self.runtime.listen(self.socket_path, self.token)
@@ -193,6 +198,7 @@ class NodeAgent:
             available=available,
             is_head=bool(self.args.head),
             pid=os.getpid(),
+            link_address=self.links.address if self.links is not None else "",
         )
 
     def _register(self) -> None:
@@ -255,6 +261,8 @@ class NodeAgent:
     def stop(self) -> None:
         self.stop_event.set()
         self.server.stop(grace=0.5)
+        if self.links is not None:
+            self.links.close()
         if self.jobs is not None:
             self.jobs.shutdown()
         self.runtime.shutdown()
@@ -320,6 +328,7 @@ def _node_dict(n: pb.NodeInfo) -> dict[str, Any]:
     return {
         "node_id": n.node_id,
         "address": n.address,
+        "link_address": n.link_address,
         "unix_socket": n.unix_socket,
         "hostname": n.hostname,
         "total": dict(n.total),

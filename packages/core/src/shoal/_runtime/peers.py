@@ -27,6 +27,7 @@ from shoal.object_ref import new_id
 
 if TYPE_CHECKING:
     from shoal._cluster.link import LinkClient
+    from shoal._cluster.tcp_link import TcpLinkClient
     from shoal._runtime.actors import Actor
     from shoal._runtime.node import NodeRuntime
 
@@ -44,7 +45,7 @@ class PeerManager:
         self.node = node
         self.token = token
         self.tls = tls  # folder of the cluster's TLS certificate, when TLS is on
-        self.links: dict[str, LinkClient] = {}
+        self.links: dict[str, LinkClient | TcpLinkClient] = {}
         self.remote_actors: dict[bytes, str] = {}
         self.remote_handles: dict[bytes, int] = {}
         self.forwarded: dict[bytes, tuple[Task, str]] = {}
@@ -160,18 +161,24 @@ class PeerManager:
 
     # -- links ----------------------------------------------------------------
 
-    def link(self, node_id: str) -> LinkClient:
+    def link(self, node_id: str) -> LinkClient | TcpLinkClient:
         from shoal._cluster.link import LinkClient
 
-        link = self.links.get(node_id)
-        if link is not None and not link.closed:
-            return link
-        address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
-        if address is None and node_id not in self.dead and self.refresh_view(force=True):
-            address = next((n["address"] for n in self.node.cluster_view if n["node_id"] == node_id), None)
-        if address is None or node_id in self.dead:
+        existing = self.links.get(node_id)
+        if existing is not None and not existing.closed:
+            return existing
+        entry = next((n for n in self.node.cluster_view if n["node_id"] == node_id), None)
+        if entry is None and node_id not in self.dead and self.refresh_view(force=True):
+            entry = next((n for n in self.node.cluster_view if n["node_id"] == node_id), None)
+        if entry is None or node_id in self.dead:
             raise NodeDiedError(f"node {node_id[:12]} is not part of the cluster")
-        link = LinkClient(self.node, node_id, address, self.token, self.on_link_lost, self.tls)
+        link: LinkClient | TcpLinkClient
+        if entry.get("link_address") and self.tls is None:
+            from shoal._cluster.tcp_link import TcpLinkClient
+
+            link = TcpLinkClient(self.node, node_id, entry["link_address"], self.token, self.on_link_lost)
+        else:
+            link = LinkClient(self.node, node_id, entry["address"], self.token, self.on_link_lost, self.tls)
         self.links[node_id] = link
         return link
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+    def feed(self, data: bytes | memoryview) -> Iterator[tuple[Any, ...]]:
         buf = self._buf
         buf += data
         pos = 0
@@ -218,13 +219,16 @@ class BlockingConnection:
                     continue
                 return self._parse(data)
         if timeout is not None:
-            sock.settimeout(timeout)
-            try:
-                data = sock.recv(1 << 20)
-            except TimeoutError:
+            # Wait with poll, not settimeout: a socket timeout would also apply to
+            # another thread's sendall on the same socket and cut it short under load.
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(timeout * 1000):
                 return []
-            finally:
-                sock.settimeout(None)
+            try:
+                data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return []
         else:
             data = sock.recv(1 << 20)
         return self._parse(data)

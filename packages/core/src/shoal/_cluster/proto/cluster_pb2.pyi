@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "address", "unix_socket", "hostname", "total", "available", "alive", "is_head", "pid", "last_heartbeat", "state", "death_reason")
+    __slots__ = ("node_id", "address", "unix_socket", "hostname", "total", "available", "alive", "is_head", "pid", "last_heartbeat", "state", "death_reason", "link_address")
     class TotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class NodeInfo(_message.Message):
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DEATH_REASON_FIELD_NUMBER: _ClassVar[int]
+    LINK_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     unix_socket: str
@@ -46,7 +47,8 @@ class NodeInfo(_message.Message):
     last_heartbeat: float
     state: str
     death_reason: str
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., unix_socket: _Optional[str] = ..., hostname: _Optional[str] = ..., total: _Optional[_Mapping[str, float]] = ..., available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., pid: _Optional[int] = ..., last_heartbeat: _Optional[float] = ..., state: _Optional[str] = ..., death_reason: _Optional[str] = ...) -> None: ...
+    link_address: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., unix_socket: _Optional[str] = ..., hostname: _Optional[str] = ..., total: _Optional[_Mapping[str, float]] = ..., available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., pid: _Optional[int] = ..., last_heartbeat: _Optional[float] = ..., state: _Optional[str] = ..., death_reason: _Optional[str] = ..., link_address: _Optional[str] = ...) -> None: ...
 
 class ResourceDemand(_message.Message):
     __slots__ = ("shape", "count", "kind", "reason")
