@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,57 @@ def test_run_status_deploy_shutdown(tmp_path, free_port) -> None:
         if proc.poll() is None:
             proc.terminate()
             proc.communicate(timeout=30)
+
+
+BLOCKING = textwrap.dedent(
+    """
+    import sys
+
+    import shoal
+    from shoal import serve
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    def hi(request):
+        return "hi"
+
+    shoal.init(num_cpus=1)
+    serve.start(http_options={"port": int(sys.argv[1])})
+    handle = None
+    try:
+        handle = serve.run(hi.bind(), blocking=True)
+    finally:
+        print(f"run returned: {handle is not None}", flush=True)
+    """
+)
+
+
+@pytest.mark.timeout(90)
+def test_run_blocking_waits_until_ctrl_c_and_lets_the_interrupt_through(tmp_path, free_port) -> None:
+    (tmp_path / "blocking_app.py").write_text(BLOCKING)
+    proc = subprocess.Popen(
+        [sys.executable, "blocking_app.py", str(free_port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_for(f"http://127.0.0.1:{free_port}/", 60, proc).text == "hi"
+        time.sleep(1.5)
+        assert proc.poll() is None  # still blocked in serve.run
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    # As in Ray: serve.run does not return; KeyboardInterrupt reaches the program, which exits.
+    assert "run returned: False" in out, out
+    assert "Got KeyboardInterrupt, exiting..." in out and "KeyboardInterrupt" in out.split("exiting...")[-1]
+    assert proc.returncode != 0
+    # Serve ended with the program: nothing listens on the port any more.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{free_port}/", timeout=2)
 
 
 def test_cli_errors_are_clear(tmp_path, free_port) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import time
@@ -123,6 +124,43 @@ def test_handler_error_is_500_with_error_id_and_replica_stays_up(serve_url: str,
     while "GET / 500" not in logs[0].read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "GET / 500" in logs[0].read_text() and "GET / 200" in logs[0].read_text()
+
+
+def test_logging_config_sets_the_level_and_turns_access_logs_off(serve_url: str, tmp_path) -> None:
+    def make(name: str, logging_config: dict):
+        @serve.deployment(name=name, ray_actor_options=ZERO_CPU, logging_config=logging_config)
+        def logs(request: Request) -> str:
+            log = logging.getLogger("shoal.serve")
+            log.debug("debug from %s", name)
+            log.info("info from %s", name)
+            log.warning("warning from %s", name)
+            return name
+
+        return logs
+
+    quiet_dir, loud_dir = tmp_path / "quiet", tmp_path / "loud"
+    quiet = make("quiet", {"logs_dir": str(quiet_dir), "log_level": "DEBUG", "enable_access_log": False})
+    loud = make("loud", {"logs_dir": str(loud_dir), "log_level": "WARNING"})
+    serve.run(quiet.bind(), name="quiet", route_prefix="/quiet")
+    serve.run(loud.bind(), name="loud", route_prefix="/loud")
+    assert httpx.get(f"{serve_url}/quiet").text == "quiet"
+    assert httpx.get(f"{serve_url}/loud").text == "loud"
+
+    def read(folder) -> str:
+        (path,) = folder.glob("replica_*.log")
+        return path.read_text()
+
+    # Records below WARNING and access lines reach the file within the half-second flush.
+    deadline = time.monotonic() + 5
+    while not ("debug from quiet" in read(quiet_dir) and "GET /loud 200" in read(loud_dir)):
+        assert time.monotonic() < deadline, (read(quiet_dir), read(loud_dir))
+        time.sleep(0.1)
+    text = read(quiet_dir)
+    assert "info from quiet" in text and "warning from quiet" in text
+    assert "GET /quiet" not in text
+    text = read(loud_dir)
+    assert "warning from loud" in text
+    assert "info from loud" not in text and "debug from loud" not in text
 
 
 def test_oversized_body_gets_413(start_serve) -> None:

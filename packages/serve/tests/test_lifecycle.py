@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
+import shoal
 from shoal import serve
 from shoal.serve.exceptions import ReplicaDiedError
 
@@ -34,6 +35,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.05):
 class Pid:
     def __init__(self) -> None:
         self.healthy = True
+        self.hung = False
 
     async def __call__(self, request: Request) -> dict:
         delay = float(request.query_params.get("sleep", "0"))
@@ -47,7 +49,12 @@ class Pid:
     def break_health(self) -> None:
         self.healthy = False
 
-    def check_health(self) -> None:
+    def hang_health(self) -> None:
+        self.hung = True
+
+    async def check_health(self) -> None:
+        if self.hung:
+            await asyncio.sleep(60)  # past health_check_timeout_s
         if not self.healthy:
             raise RuntimeError("self-reported unhealthy")
 
@@ -91,10 +98,12 @@ def _pid_over_http(url: str) -> int | None:
 
 
 @pytest.mark.timeout(60)
-def test_a_replica_that_fails_its_health_check_is_replaced(serve_url: str) -> None:
+@pytest.mark.parametrize("failure", ["break_health", "hang_health"])
+def test_a_replica_that_fails_its_health_check_is_replaced(serve_url: str, failure: str) -> None:
     handle = serve.run(Pid.bind(), route_prefix=None)
     pid = handle.pid.remote().result()
-    handle.break_health.remote().result()
+    # Either check_health raises, or it does not answer within health_check_timeout_s.
+    getattr(handle, failure).remote().result()
 
     def replaced() -> int | None:
         try:
@@ -210,6 +219,24 @@ def test_autoscaling_adds_replicas_under_load_and_removes_them_after(serve_url: 
     )
 
 
+def test_ray_actor_options_reserve_resources_for_each_replica(serve_url: str) -> None:
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5}, num_replicas=2)
+    class Holds:
+        def __call__(self) -> str:
+            return "ok"
+
+    def cpus() -> float:
+        return shoal.available_resources().get("CPU", 0.0)
+
+    before = cpus()
+    handle = serve.run(Holds.bind(), name="holds", route_prefix=None)
+    assert handle.remote().result() == "ok"
+    # Two replicas hold half a CPU each while they run, and give it back when deleted.
+    wait_until(lambda: abs(cpus() - (before - 1.0)) < 1e-6, timeout=10)
+    serve.delete("holds")
+    wait_until(lambda: abs(cpus() - before) < 1e-6, timeout=10)
+
+
 def test_a_constructor_that_raises_fails_the_deploy(serve_url: str) -> None:
     @serve.deployment(ray_actor_options=ZERO_CPU)
     class Broken:
@@ -222,6 +249,37 @@ def test_a_constructor_that_raises_fails_the_deploy(serve_url: str) -> None:
     assert app.status == "DEPLOY_FAILED"
     assert app.deployments["Broken"].status == "DEPLOY_FAILED"
     assert "cannot load the model" in app.message
+
+
+@pytest.mark.timeout(60)
+def test_graceful_shutdown_timeout_bounds_the_wait_for_requests_in_flight(serve_url: str) -> None:
+    serve.run(
+        Pid.options(graceful_shutdown_wait_loop_s=0, graceful_shutdown_timeout_s=0.5).bind(),
+        name="stuck",
+        route_prefix="/stuck",
+    )
+    result: list[tuple[int, float]] = []
+
+    def request() -> None:
+        t = time.monotonic()
+        try:
+            code = httpx.get(f"{serve_url}/stuck?sleep=30", timeout=20).status_code
+        except httpx.HTTPError:
+            code = -1
+        result.append((code, time.monotonic() - t))
+
+    t = threading.Thread(target=request)
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    serve.delete("stuck")
+    # The replica waited 0.5 s for the request, not its 30 s, then was stopped.
+    assert time.monotonic() - t0 < 5
+    t.join(timeout=10)
+    assert not t.is_alive()
+    ((code, elapsed),) = result
+    assert code >= 500 and elapsed < 6, result
+    assert httpx.get(f"{serve_url}/stuck").status_code == 404
 
 
 def test_delete_lets_requests_in_flight_finish(serve_url: str) -> None:

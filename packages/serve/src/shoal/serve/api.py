@@ -120,7 +120,8 @@ def run(
     """Deploy an application (starting serve if needed), wait until it runs, return its ingress handle.
 
     ``route_prefix=None`` deploys it without HTTP. With ``blocking=True``
-    this call then waits until Ctrl-C and shuts serve down.
+    this call then waits until Ctrl-C and lets the ``KeyboardInterrupt``
+    through (as Ray does), so the program's own handling or exit ends serve.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
@@ -137,7 +138,8 @@ def run(
             while True:
                 time.sleep(1.0)
         except KeyboardInterrupt:
-            shutdown()
+            logger.warning("Got KeyboardInterrupt, exiting...")
+            raise
     return handle
 
 
