@@ -59,6 +59,8 @@ class StreamConn:
     def send_blob(self, blob_id: bytes, source: Callable[[], Iterator[bytes]], total: int) -> None:
         """Queue ``total`` raw bytes, produced later by ``source`` on the sending thread.
 
+        ``source`` yields the bytes in pieces (views are fine: each is framed before the next).
+
         The bytes never go through pickle, and they are copied chunk by chunk on the
         stream's own thread, so a large object holds neither the node lock nor the GIL
         for long.
@@ -96,8 +98,8 @@ class StreamConn:
             if item is _CLOSE:
                 return
             if callable(item):
-                for framed in item():
-                    yield pb.Chunk(data=framed)
+                for piece in item():
+                    yield pb.Chunk(data=P.encode_raw(piece))
                 continue
             data = item.data
             pending: list[bytes] = []
@@ -132,14 +134,39 @@ class BlobReceiver:
         if total == 0:
             self._finish()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.alloc is None:
             raise ConnectionError("raw bytes without a blob header")
         import os
 
+        n = data.nbytes if isinstance(data, memoryview) else len(data)
+        if self.pos + n > self.total:
+            raise ConnectionError("more raw bytes than the blob header announced")
         seg = self.alloc.segment
         os.pwrite(seg.fd, data, self.alloc.offset + self.pos)
-        self.pos += len(data)
+        self.pos += n
+        if self.pos >= self.total:
+            self._finish()
+
+    def receive(self, sock: Any, n: int) -> None:
+        """Read the next ``n`` raw bytes from ``sock`` straight into the object's shared memory."""
+        if self.alloc is None:
+            raise ConnectionError("raw bytes without a blob header")
+        if self.pos + n > self.total:
+            raise ConnectionError("more raw bytes than the blob header announced")
+        from shoal._runtime.store import own_write_view
+
+        view = own_write_view(self.alloc.segment.fd, self.alloc.offset + self.pos, n)
+        try:
+            got = 0
+            while got < n:
+                k = sock.recv_into(view[got:], n - got)
+                if k == 0:
+                    raise ConnectionError("link closed in the middle of an object")
+                got += k
+        finally:
+            view.release()
+        self.pos += n
         if self.pos >= self.total:
             self._finish()
 

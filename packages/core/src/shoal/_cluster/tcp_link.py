@@ -21,6 +21,7 @@ import hmac
 import itertools
 import logging
 import os
+import pickle
 import queue
 import socket
 import threading
@@ -165,8 +166,10 @@ class SocketConn:
                 if item is _CLOSE:
                     return
                 if callable(item):
-                    for framed in item():
-                        sock.sendall(framed)
+                    for piece in item():
+                        n = piece.nbytes if isinstance(piece, memoryview) else len(piece)
+                        sock.sendall((n | P.RAW_FLAG).to_bytes(P.HEADER_SIZE, "little"))
+                        sock.sendall(piece)
                     written = 1
                 else:
                     parts = [item]
@@ -186,21 +189,59 @@ class SocketConn:
         except OSError:
             with self._lock:
                 self.closed = True
+        except Exception:
+            log.exception("sending on a link failed; closing it")
+            with self._lock:
+                self.closed = True
         finally:
             self._shutdown()
 
 
 def _read_loop(sock: socket.socket, node: NodeRuntime, handle: Callable[[list[tuple[Any, ...]]], None]) -> None:
-    """Feed the node every frame that arrives until the peer closes; raises on bad data."""
-    reader = P.FrameReader()
+    """Feed the node every frame that arrives until the peer closes; raises on bad data.
+
+    Raw frames (an object's bytes) are read from the socket straight into the
+    object's shared memory; only their first bytes, read along with other
+    frames, are copied.
+    """
     blobs = BlobReceiver(node)
-    buf = bytearray(_RECV)
-    view = memoryview(buf)
+    buf = bytearray()
+    chunk = bytearray(_RECV)
+    view = memoryview(chunk)
+    header = P.HEADER_SIZE
     while True:
         n = sock.recv_into(view)
         if n == 0:
             return
-        msgs = list(reader.feed(view[:n]))
+        buf += view[:n]
+        msgs: list[tuple[Any, ...]] = []
+        pos = 0
+        while len(buf) - pos >= header:
+            size = int.from_bytes(buf[pos : pos + header], "little")
+            raw = size & P.RAW_FLAG
+            size &= ~P.RAW_FLAG
+            if size >= P.MAX_FRAME:
+                raise ConnectionError(f"frame of {size} bytes is too large")
+            start = pos + header
+            if raw:
+                if msgs:  # the blob's header message is among them
+                    process(node, msgs, blobs, handle)
+                    msgs = []
+                have = min(size, len(buf) - start)
+                with memoryview(buf) as mv:
+                    blobs.write(mv[start : start + have])
+                pos = start + have
+                if have < size:
+                    del buf[:pos]
+                    pos = 0
+                    blobs.receive(sock, size - have)
+                continue
+            if len(buf) - start < size:
+                break
+            msgs.append(pickle.loads(buf[start : start + size]))
+            pos = start + size
+        if pos:
+            del buf[:pos]
         if msgs:
             process(node, msgs, blobs, handle)
 

@@ -497,8 +497,10 @@ def portable_payload(node: NodeRuntime, object_id: bytes, conn: Any) -> tuple[An
             view = memoryview(m)
             try:
                 for start in range(0, size, _BLOB_CHUNK):
-                    # A framed copy: no view of the mapping outlives this loop.
-                    yield P.encode_raw(view[start : start + _BLOB_CHUNK])
+                    # The connection sends (or copies) each piece before asking for the next,
+                    # so no view of the mapping outlives this loop.
+                    with view[start : start + _BLOB_CHUNK] as piece:
+                        yield piece
             finally:
                 view.release()
                 m.close()

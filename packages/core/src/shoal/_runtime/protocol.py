@@ -57,6 +57,8 @@ RAW_FLAG = 1 << 31
 
 _HEADER = 4
 _MAX_FRAME = 1 << 31
+HEADER_SIZE = _HEADER  # bytes of the length prefix of every frame
+MAX_FRAME = _MAX_FRAME
 
 
 def encode(msg: tuple[Any, ...]) -> bytes:

@@ -213,7 +213,8 @@ _WRITE_MAPS: dict[int, mmap.mmap] = {}
 _MAPS_LOCK = threading.Lock()
 
 
-def _own_write_view(fd: int, offset: int, size: int) -> memoryview:
+def own_write_view(fd: int, offset: int, size: int) -> memoryview:
+    """A writable view of ``size`` bytes at ``offset`` of one of this process's own segments."""
     with _MAPS_LOCK:
         m = _WRITE_MAPS.get(fd)
         if m is None:
@@ -236,7 +237,7 @@ def write_into(path: str, offset: int, size: int, pieces: list[memoryview | byte
     """Copy ``pieces`` one after another (64-byte aligned) into the region; returns their offsets."""
     fd, owned = _open_fd(path)
     if not owned:
-        view = _own_write_view(fd, offset, size)
+        view = own_write_view(fd, offset, size)
         try:
             return _copy_pieces(view, pieces)
         finally:
