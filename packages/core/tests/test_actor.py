@@ -267,7 +267,7 @@ def test_async_actor_interleaves_calls() -> None:
     shoal.get(s.nap.remote(0))
     start = time.time()
     assert shoal.get([s.nap.remote(0.5) for _ in range(8)]) == [0.5] * 8
-    assert time.time() - start < 2.0
+    assert time.time() - start < 3.0  # one after another: 4 s; interleaved: 0.5 s plus load
 
 
 @pytest.mark.shoal_backends("local", "cluster")

@@ -76,7 +76,8 @@ class SocketConn:
 
     _fds = itertools.count(-1000000, -1)
 
-    def __init__(self) -> None:
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
         self.sock: socket.socket | None = None
         self.closed = False
         self.fd = next(self._fds)  # a fake, unique, never-watched descriptor
@@ -94,7 +95,10 @@ class SocketConn:
 
     def send(self, msg: tuple[Any, ...]) -> None:
         self._buf += P.encode(msg)
-        self.flush()
+        if self.node.defers():
+            self.node.deferred.add(self)
+        else:
+            self.flush()
 
     def queue(self, msg: tuple[Any, ...]) -> None:
         self._buf += P.encode(msg)
@@ -205,6 +209,14 @@ def _read_loop(sock: socket.socket, node: NodeRuntime, handle: Callable[[list[tu
     frames, are copied.
     """
     blobs = BlobReceiver(node)
+
+    def batched(batch: list[tuple[Any, ...]]) -> None:  # called under the node lock
+        node.begin_batch()
+        try:
+            handle(batch)
+        finally:
+            node.end_batch()
+
     buf = bytearray()
     chunk = bytearray(_RECV)
     view = memoryview(chunk)
@@ -225,7 +237,7 @@ def _read_loop(sock: socket.socket, node: NodeRuntime, handle: Callable[[list[tu
             start = pos + header
             if raw:
                 if msgs:  # the blob's header message is among them
-                    process(node, msgs, blobs, handle)
+                    process(node, msgs, blobs, batched)
                     msgs = []
                 have = min(size, len(buf) - start)
                 with memoryview(buf) as mv:
@@ -243,7 +255,7 @@ def _read_loop(sock: socket.socket, node: NodeRuntime, handle: Callable[[list[tu
         if pos:
             del buf[:pos]
         if msgs:
-            process(node, msgs, blobs, handle)
+            process(node, msgs, blobs, batched)
 
 
 class TcpLinkListener:
@@ -297,7 +309,7 @@ class TcpLinkListener:
             return
         _tune(sock)
         node = self.node
-        conn = SocketConn()
+        conn = SocketConn(node)
         conn.attach(sock)
         with node.lock:
             peer = node.add_peer(conn)
@@ -338,7 +350,7 @@ class TcpLinkClient:
         self.address = address
         self._token = token
         self._on_lost = on_lost
-        self.conn = SocketConn()
+        self.conn = SocketConn(node)
         self.callbacks: dict[int, Callable[[bool, Any], None]] = {}
         self._ids = itertools.count(1)
         self.closed = False

@@ -129,6 +129,11 @@ class NodeRuntime(ProcessPool):
         self.init_jobs(Job(job_id, namespace, dict(job_runtime_env or {})))
         self.cluster_view: list[dict[str, Any]] = []  # other nodes, from the head's heartbeat replies
         self.peers: Any = None  # PeerManager once the node is part of a cluster
+        # While > 0, link connections buffer what they are given and are written once when the
+        # batch of incoming messages being handled is done (one write for many forwarded calls).
+        self.batching = 0
+        self.batch_thread = 0  # the thread whose batch is open (batches run under the lock)
+        self.deferred: set[Any] = set()
         self.directory: Any = None  # the head's named-actor directory, in a cluster
         self.thread = threading.Thread(target=self._loop, name="shoal-runtime", daemon=True)
 
@@ -215,14 +220,36 @@ class NodeRuntime(ProcessPool):
             with self.lock:
                 if self.stopping:
                     return
-                for fd, _ in events:
-                    handler = self.by_fd.get(fd)
-                    if handler is not None:
-                        try:
-                            handler()
-                        except Exception:  # one bad message must not stop the node
-                            log.exception("shoal runtime: error while handling fd %d", fd)
-                self._run_timers()
+                self.begin_batch()
+                try:
+                    for fd, _ in events:
+                        handler = self.by_fd.get(fd)
+                        if handler is not None:
+                            try:
+                                handler()
+                            except Exception:  # one bad message must not stop the node
+                                log.exception("shoal runtime: error while handling fd %d", fd)
+                    self._run_timers()
+                finally:
+                    self.end_batch()
+
+    def begin_batch(self) -> None:
+        """Start handling a batch of incoming messages (under the lock); see :meth:`defers`."""
+        self.batching += 1
+        self.batch_thread = threading.get_ident()
+
+    def defers(self) -> bool:
+        """Whether a link connection written to now should wait for the end of the batch."""
+        return self.batching > 0 and self.batch_thread == threading.get_ident()
+
+    def end_batch(self) -> None:
+        """Close a batch: write what it deferred."""
+        self.batching -= 1
+        if self.batching == 0:
+            self.batch_thread = 0
+            deferred, self.deferred = self.deferred, set()
+            for conn in deferred:
+                conn.flush()
 
     def _poll_timeout(self) -> float:
         if self._flush_pending():
