@@ -27,7 +27,7 @@ from shoal._runtime import protocol as P
 if TYPE_CHECKING:
     from shoal._runtime.node import NodeRuntime
 
-__all__ = ["LinkClient", "LinkServicer", "StreamConn", "CHUNK"]
+__all__ = ["LinkClient", "LinkEnd", "LinkServicer", "StreamConn", "CHUNK"]
 
 log = logging.getLogger("shoal.link")
 
@@ -232,33 +232,23 @@ class LinkServicer(pb_grpc.NodeServicer):
         yield from conn.outgoing()
 
 
-class LinkClient:
-    """This node's end of a link it opened to another node; replies are handled under the node lock."""
+class LinkEnd:
+    """What both kinds of link have in common on the side that opened them.
 
-    def __init__(
-        self,
-        node: NodeRuntime,
-        peer_node_id: str,
-        address: str,
-        token: str,
-        on_lost: Callable[[str], None],
-        tls: Any = None,
-    ) -> None:
+    Requests carry ids; replies run their callbacks under the node lock. When
+    the link goes, every pending callback gets NodeDiedError and the owner is
+    told once (unless the link was closed on purpose).
+    """
+
+    conn: Any
+
+    def __init__(self, node: NodeRuntime, peer_node_id: str, on_lost: Callable[[str], None]) -> None:
         self.node = node
         self.peer_node_id = peer_node_id
-        self.address = address
         self._on_lost = on_lost
-        self.conn = StreamConn()
         self.callbacks: dict[int, Callable[[bool, Any], None]] = {}
         self._ids = itertools.count(1)
         self.closed = False
-        from shoal._cluster.tls import open_channel
-
-        self._channel = open_channel(address, tls)
-        stub = pb_grpc.NodeStub(self._channel)
-        self._responses = stub.Link(self.conn.outgoing(), metadata=token_metadata(token))
-        self._reader = threading.Thread(target=self._read, name=f"shoal-link-{peer_node_id[:8]}", daemon=True)
-        self._reader.start()
 
     def send(self, msg: tuple[Any, ...]) -> None:
         self.conn.send(msg)
@@ -277,6 +267,43 @@ class LinkClient:
                     cb(msg[2], msg[3])
         self.node.dispatch()
 
+    def _gone(self) -> None:
+        """The link has ended: fail what waits on it and tell the owner."""
+        from shoal.exceptions import NodeDiedError
+
+        with self.node.lock:
+            callbacks, self.callbacks = self.callbacks, {}
+            was_closed = self.closed
+            self.closed = True
+            if not was_closed:
+                self._on_lost(self.peer_node_id)
+            for cb in callbacks.values():
+                cb(False, NodeDiedError(f"node {self.peer_node_id[:12]} is unreachable"))
+
+
+class LinkClient(LinkEnd):
+    """This node's end of a gRPC link it opened to another node (used when TLS is on)."""
+
+    def __init__(
+        self,
+        node: NodeRuntime,
+        peer_node_id: str,
+        address: str,
+        token: str,
+        on_lost: Callable[[str], None],
+        tls: Any = None,
+    ) -> None:
+        super().__init__(node, peer_node_id, on_lost)
+        self.address = address
+        self.conn = StreamConn()
+        from shoal._cluster.tls import open_channel
+
+        self._channel = open_channel(address, tls)
+        stub = pb_grpc.NodeStub(self._channel)
+        self._responses = stub.Link(self.conn.outgoing(), metadata=token_metadata(token))
+        self._reader = threading.Thread(target=self._read, name=f"shoal-link-{peer_node_id[:8]}", daemon=True)
+        self._reader.start()
+
     def _read(self) -> None:
         reader = P.FrameReader()
         node = self.node
@@ -293,16 +320,7 @@ class LinkClient:
         except Exception:
             log.exception("link to node %s failed", self.peer_node_id[:12])
         finally:
-            with node.lock:
-                callbacks, self.callbacks = self.callbacks, {}
-                was_closed = self.closed
-                self.closed = True
-                if not was_closed:
-                    self._on_lost(self.peer_node_id)
-                from shoal.exceptions import NodeDiedError
-
-                for cb in callbacks.values():
-                    cb(False, NodeDiedError(f"node {self.peer_node_id[:12]} is unreachable"))
+            self._gone()
 
     def close(self) -> None:
         self.closed = True

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from shoal._cluster.link import BlobReceiver, process
+from shoal._cluster.link import BlobReceiver, LinkEnd, process
 from shoal._runtime import protocol as P
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ class TcpLinkListener:
         self.sock.close()
 
 
-class TcpLinkClient:
+class TcpLinkClient(LinkEnd):
     """This node's end of a TCP link it opened; replies are handled under the node lock.
 
     Connecting happens on the link's own thread: messages sent before the
@@ -345,35 +345,13 @@ class TcpLinkClient:
     def __init__(
         self, node: NodeRuntime, peer_node_id: str, address: str, token: str, on_lost: Callable[[str], None]
     ) -> None:
-        self.node = node
-        self.peer_node_id = peer_node_id
+        super().__init__(node, peer_node_id, on_lost)
         self.address = address
         self._token = token
-        self._on_lost = on_lost
         self.conn = SocketConn(node)
-        self.callbacks: dict[int, Callable[[bool, Any], None]] = {}
-        self._ids = itertools.count(1)
-        self.closed = False
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name=f"shoal-link-{peer_node_id[:8]}", daemon=True)
         self._thread.start()
-
-    def send(self, msg: tuple[Any, ...]) -> None:
-        self.conn.send(msg)
-
-    def request(self, op: str, args: Any, callback: Callable[[bool, Any], None]) -> None:
-        """Send a request; ``callback(ok, result)`` runs under the node lock when the reply comes."""
-        req_id = next(self._ids)
-        self.callbacks[req_id] = callback
-        self.conn.send((P.REQUEST, req_id, op, args))
-
-    def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
-        for msg in msgs:
-            if msg[0] == P.REPLY:
-                cb = self.callbacks.pop(msg[1], None)
-                if cb is not None:
-                    cb(msg[2], msg[3])
-        self.node.dispatch()
 
     def _connect(self) -> socket.socket:
         host, _, port = self.address.rpartition(":")
@@ -393,27 +371,17 @@ class TcpLinkClient:
         return sock
 
     def _run(self) -> None:
-        node = self.node
         try:
             sock = self._sock = self._connect()
             self.conn.attach(sock)
-            _read_loop(sock, node, self._handle)
+            _read_loop(sock, self.node, self._handle)
         except (OSError, ConnectionError) as e:
             if not self.closed:
                 log.warning("link to node %s lost: %s", self.peer_node_id[:12], e)
         except Exception:
             log.exception("link to node %s failed", self.peer_node_id[:12])
         finally:
-            with node.lock:
-                callbacks, self.callbacks = self.callbacks, {}
-                was_closed = self.closed
-                self.closed = True
-                if not was_closed:
-                    self._on_lost(self.peer_node_id)
-                from shoal.exceptions import NodeDiedError
-
-                for cb in callbacks.values():
-                    cb(False, NodeDiedError(f"node {self.peer_node_id[:12]} is unreachable"))
+            self._gone()
             self.conn.close()
             if self._sock is not None:
                 self._sock.close()
