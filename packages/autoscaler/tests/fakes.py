@@ -70,6 +70,7 @@ class FakeInstancesClient:
         self.instances[(project, zone, name)] = SimpleNamespace(
             name=name,
             labels=dict(instance_resource.get("labels", {})),
+            metadata=dict(instance_resource.get("metadata") or {}),
             status="PROVISIONING",
             network_interfaces=[nic],
             label_fingerprint=f"fp{next(self._fp)}",
@@ -167,6 +168,7 @@ class _FakeVMs:
         vm = SimpleNamespace(
             name=vm_name,
             tags=dict(parameters.get("tags") or {}),
+            os_profile=dict(parameters.get("os_profile") or {}),
             provisioning_state="Creating",
             network_profile=SimpleNamespace(network_interfaces=[SimpleNamespace(id=nic_id)]),
         )
@@ -273,6 +275,7 @@ class FakeCoreV1Api:
                 annotations=dict(meta.get("annotations", {})),
                 deletion_timestamp=None,
             ),
+            spec=body["spec"],
             status=SimpleNamespace(phase="Pending", pod_ip=f"10.244.0.{n % 250}"),
         )
         self.pods[(namespace, name)] = pod

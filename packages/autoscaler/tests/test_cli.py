@@ -79,7 +79,7 @@ def test_up_on_a_provider_that_cannot_start_agents_launches_nothing(tmp_path) ->
     config = make_config()
     provider = SimulatedProvider(cluster_name="test", clock=VirtualClock())
     out: list[str] = []
-    with pytest.raises(HeadStartUnsupportedError, match="cannot start a head on the 'simulated' provider yet") as info:
+    with pytest.raises(HeadStartUnsupportedError, match="on the 'simulated' provider: it neither") as info:
         up(config, provider=provider, echo=out.append)
     assert "nothing was launched" in str(info.value)
     assert out == ["cluster 'test' (local): no head; no workers"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shoal.autoscaler import NodeLaunchError, NodeProvider
+from shoal.autoscaler import HeadStartUnsupportedError, NodeLaunchError, NodeProvider
 from shoal.autoscaler.node_provider import TAG_CLUSTER_NAME, TAG_NODE_KIND, TAG_NODE_TYPE
 
 from .fakes import (
@@ -28,6 +29,8 @@ class Env:
     node_config: dict[str, Any]
     #: Makes the next create fail; returns the category the provider must report.
     inject_failure: Callable[[NodeProvider], str]
+    #: The boot script a created node received, as the machine will see it (None: no boot scripts).
+    boot_script_of: Callable[[NodeProvider, str], str] | None = None
 
 
 def _local_env(tmp_path) -> Iterator[Env]:
@@ -74,8 +77,12 @@ def _aws_env(tmp_path) -> Iterator[Env]:
         p._client.run_instances = once
         return "quota"
 
+    def boot_script_of(p: NodeProvider, node_id: str) -> str:
+        attr = p._client.describe_instance_attribute(InstanceId=node_id, Attribute="userData")  # type: ignore[attr-defined]
+        return base64.b64decode(attr["UserData"]["Value"]).decode()
+
     with moto.mock_aws():
-        yield Env(make, {"ImageId": "ami-12345678", "InstanceType": "m5.large"}, fail)
+        yield Env(make, {"ImageId": "ami-12345678", "InstanceType": "m5.large"}, fail, boot_script_of)
 
 
 def _gcp_env(tmp_path) -> Iterator[Env]:
@@ -91,7 +98,11 @@ def _gcp_env(tmp_path) -> Iterator[Env]:
         client.fail_next_insert = FakeGoogleAPIError(403, "QUOTA_EXCEEDED: Quota 'CPUS' exceeded. Limit: 24.0")
         return "quota"
 
-    yield Env(make, {"machine_type": "n2-standard-4"}, fail)
+    def boot_script_of(p: NodeProvider, node_id: str) -> str:
+        (inst,) = [i for i in client.instances.values() if i.name == node_id]
+        return next(i["value"] for i in inst.metadata["items"] if i["key"] == "startup-script")
+
+    yield Env(make, {"machine_type": "n2-standard-4"}, fail, boot_script_of)
 
 
 def _azure_env(tmp_path) -> Iterator[Env]:
@@ -117,7 +128,11 @@ def _azure_env(tmp_path) -> Iterator[Env]:
         )
         return "quota"
 
-    yield Env(make, {"hardware_profile": {"vm_size": "Standard_D4s_v5"}}, fail)
+    def boot_script_of(p: NodeProvider, node_id: str) -> str:
+        (vm,) = [vm for vm in azure.compute.virtual_machines.vms.values() if vm.name == node_id]
+        return base64.b64decode(vm.os_profile["custom_data"]).decode()
+
+    yield Env(make, {"hardware_profile": {"vm_size": "Standard_D4s_v5"}}, fail, boot_script_of)
 
 
 def _kuberay_env(tmp_path) -> Iterator[Env]:
@@ -134,8 +149,14 @@ def _kuberay_env(tmp_path) -> Iterator[Env]:
         )
         return "quota"
 
-    template = {"spec": {"containers": [{"name": "node", "image": "shoal:latest"}]}}
-    yield Env(make, template, fail)
+    def boot_script_of(p: NodeProvider, node_id: str) -> str:
+        (pod,) = [pod for pod in api.pods.values() if pod.metadata.name == node_id]
+        command = pod.spec["containers"][0]["command"]
+        assert command[:2] == ["/bin/bash", "-c"] and "args" not in pod.spec["containers"][0]
+        return str(command[2])
+
+    template = {"spec": {"containers": [{"name": "node", "image": "shoal:latest", "args": ["serve"]}]}}
+    yield Env(make, template, fail, boot_script_of)
 
 
 ENVS = {"local": _local_env, "aws": _aws_env, "gcp": _gcp_env, "azure": _azure_env, "kuberay": _kuberay_env}
@@ -215,3 +236,22 @@ def test_launch_failure_is_a_categorized_node_launch_error(env: Env) -> None:
     assert info.value.category == expected
     assert str(info.value)
     assert p.non_terminated_nodes() == []  # a failed launch leaves nothing behind
+
+
+def test_boot_scripts_reach_the_machine_or_are_refused_before_launch(env: Env) -> None:
+    p = env.make("boot")
+    script = "#!/bin/bash\necho 'booting'\n"
+    if env.boot_script_of is None:
+        with pytest.raises(HeadStartUnsupportedError, match="cannot run a boot script"):
+            p.with_boot_script(env.node_config, script)
+        return
+    config = p.with_boot_script(env.node_config, script)
+    (nid,) = p.create_nodes("cpu", config, {}, 1)
+    try:
+        assert env.boot_script_of(p, nid) == script
+        assert p.with_boot_script(env.node_config, script) == config  # the node config given is not modified
+        with pytest.raises(NodeLaunchError, match="boot script") as info:
+            p.with_boot_script(config, script)  # one already there is never silently replaced
+        assert info.value.category == "config"
+    finally:
+        p.terminate_nodes([nid])

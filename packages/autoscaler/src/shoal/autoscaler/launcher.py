@@ -12,11 +12,16 @@ times so that a reused pid is never taken for ours.
 and its head through the provider (nodes found by their cluster tag), and
 nothing else.
 
-Only providers that start node agents themselves (:class:`HeadBootstrap`:
-the ``local`` provider) can have their head started by ``up``; on cloud
-providers the node agent must be started on the machine, which needs a
-command runner (SSH) that this package does not have yet: ``up`` says so
-before launching anything.
+Providers that start node agents themselves (:class:`HeadBootstrap`: the
+``local`` provider) start the head directly. Cloud providers start it with a
+boot script (:mod:`shoal.autoscaler.boot`): ``up`` makes the cluster token
+(kept 0600 in the state directory), launches the head with a script that
+starts ``shoal start --head`` on it, and waits, up to the provider's
+``head_start_timeout_s`` (600 s by default), until the head answers at its
+public address (its internal one with ``use_internal_ips: true``). The
+autoscaler then gives every worker it launches a script that joins the head
+at its internal address. A head that never answers is terminated, and the
+error says where its boot log is.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from shoal.autoscaler.node_provider import (
     NODE_KIND_HEAD,
     TAG_NODE_KIND,
     HeadBootstrap,
+    HeadEndpoint,
     NodeProvider,
     ProviderNode,
 )
@@ -66,6 +72,9 @@ DEFAULT_STATE_DIR = "~/.shoal/clusters"
 LAUNCHER_FILE = "launcher.json"
 CONFIG_FILE = "config.json"
 MONITOR_LOG = "monitor.log"
+#: The token of a cluster whose head ``up`` started with a boot script.
+TOKEN_FILE = "token"
+DEFAULT_HEAD_START_TIMEOUT_S = 600.0
 
 #: Autoscaler processes started from this process, by pid: held so that they are reaped
 #: here when stopped (not left as zombies, nor garbage-collected while running).
@@ -251,6 +260,113 @@ def _wait_for_monitor(endpoint_address: str, token_path: str, monitor: Mapping[s
             time.sleep(0.05)
 
 
+def _start_head_directly(
+    config: ClusterConfig, provider: NodeProvider, nodes: ClusterNodes, timeout_s: float, echo: Echo
+) -> tuple[str, HeadEndpoint]:
+    """Start (or find) the head on a provider that starts node agents itself."""
+    assert isinstance(provider, HeadBootstrap)
+    head_type = config.head_type
+    created = False
+    if nodes.head:
+        head_id = nodes.head[0].node_id
+    else:
+        (head_id,) = provider.create_nodes(
+            head_type.name, head_type.node_config, {TAG_NODE_KIND: NODE_KIND_HEAD}, 1, resources=head_type.resources
+        )
+        created = True
+        echo(f"started the head node {head_id} ({head_type.name})")
+    try:
+        return head_id, provider.head_endpoint(head_id, timeout_s)
+    except NodeProviderError:
+        if created:
+            provider.terminate_nodes([head_id])
+        raise
+
+
+def _runs_boot_scripts(provider: NodeProvider) -> bool:
+    return type(provider).with_boot_script is not NodeProvider.with_boot_script
+
+
+def _head_address(node: ProviderNode, port: int, internal: bool) -> str | None:
+    host = node.internal_ip if internal else (node.external_ip or node.internal_ip)
+    return f"{host}:{port}" if host else None
+
+
+def _start_head_booted(
+    config: ClusterConfig, provider: NodeProvider, nodes: ClusterNodes, state_dir: Path, echo: Echo
+) -> tuple[str, HeadEndpoint, dict[str, Any]]:
+    """Start (or find) the head on a cloud provider, through a boot script; wait until it answers."""
+    from shoal._cluster.auth import generate_token, write_token
+    from shoal.autoscaler.boot import DEFAULT_HEAD_PORT, boot_script
+
+    settings = config.provider
+    port = int(settings.get("head_port") or DEFAULT_HEAD_PORT)
+    internal = bool(settings.get("use_internal_ips", False))
+    timeout_s = float(settings.get("head_start_timeout_s") or DEFAULT_HEAD_START_TIMEOUT_S)
+    token_path = state_dir / TOKEN_FILE
+    head_type = config.head_type
+    created = False
+    if nodes.head:
+        head_id = nodes.head[0].node_id
+        if not token_path.exists():
+            raise AutoscalerError(
+                f"the head node {head_id} is running but its token is not in {token_path}; "
+                "it was started from elsewhere: run `shoal up` there, or `shoal down` first"
+            )
+    else:
+        token = generate_token()
+        script = boot_script(
+            config, head_type.name, NODE_KIND_HEAD, token, head_port=port, foreground=provider.boot_in_foreground
+        )
+        node_config = provider.with_boot_script(head_type.node_config, script)  # unsupported: raises, nothing made
+        write_token(token_path, token)
+        (head_id,) = provider.create_nodes(
+            head_type.name, node_config, {TAG_NODE_KIND: NODE_KIND_HEAD}, 1, resources=head_type.resources
+        )
+        created = True
+        echo(f"started the head node {head_id} ({head_type.name}); waiting for it to boot (up to {timeout_s:g}s)")
+    try:
+        address, internal_address = _wait_for_booted_head(provider, head_id, port, internal, token_path, timeout_s)
+    except AutoscalerError as e:
+        if created:
+            provider.terminate_nodes([head_id])
+            token_path.unlink(missing_ok=True)
+            raise AutoscalerError(f"{e} (the head node was terminated)") from None
+        raise
+    boot = {"head_internal_address": internal_address, "foreground": provider.boot_in_foreground}
+    return head_id, HeadEndpoint(address, str(token_path), head_id), boot
+
+
+def _wait_for_booted_head(
+    provider: NodeProvider, head_id: str, port: int, internal: bool, token_path: Path, timeout_s: float
+) -> tuple[str, str]:
+    """The head's address (as reached from here) and internal address, once its head service answers."""
+    from shoal.autoscaler._head import HeadConnection
+
+    deadline = time.monotonic() + timeout_s
+    address = internal_address = None
+    last_error = "it has no address yet"
+    while time.monotonic() < deadline:
+        node = next((n for n in provider.non_terminated_nodes() if n.node_id == head_id), None)
+        if node is None:
+            raise AutoscalerError(f"the head node {head_id} is gone (the provider no longer lists it)")
+        address = _head_address(node, port, internal)
+        internal_address = _head_address(node, port, True)
+        if address and internal_address:
+            try:
+                with HeadConnection(address, token_path, timeout_s=5.0) as head:
+                    head.cluster()
+                return address, internal_address
+            except Exception as e:  # noqa: BLE001 - still booting: any failure means "not yet"
+                last_error = f"{type(e).__name__}: {e}"
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+    where = address or "an address the provider never gave"
+    raise AutoscalerError(
+        f"the head node {head_id} did not answer at {where} within {timeout_s:g}s (last: {last_error[:300]}); "
+        "its boot log is /var/log/shoal-boot.log on the machine"
+    )
+
+
 def up(
     config: ClusterConfig,
     *,
@@ -266,7 +382,7 @@ def up(
     (re)started so that config changes apply. ``interval_s`` is the
     autoscaler's round period and ``settings`` its timings and limits.
     Raises HeadStartUnsupportedError, before launching anything, for
-    providers that cannot start a node agent themselves.
+    providers that neither start node agents themselves nor run boot scripts.
     """
     if interval_s <= 0:
         raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
@@ -276,31 +392,19 @@ def up(
     try:
         nodes = cluster_nodes(provider)
         echo(f"cluster {config.cluster_name!r} ({config.provider_type}): {redact(_describe(nodes))}")
-        if not isinstance(provider, HeadBootstrap):
+        if not isinstance(provider, HeadBootstrap) and not _runs_boot_scripts(provider):
             raise HeadStartUnsupportedError(
-                f"`shoal up` cannot start a head on the {provider.provider_name or config.provider_type!r} provider "
-                "yet: starting the node "
-                "agent on a cloud machine needs a command runner (SSH or a startup script), which shoal-autoscaler "
-                "does not have; the config is valid, the provider answered, and nothing was launched"
+                f"`shoal up` cannot start a head on the {provider.provider_name or config.provider_type!r} provider: "
+                "it neither starts node agents itself nor runs boot scripts; the config is valid, the provider "
+                "answered, and nothing was launched"
             )
         state_dir = cluster_state_dir(config)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        head_type = config.head_type
-        created = False
-        if nodes.head:
-            head_id = nodes.head[0].node_id
+        if isinstance(provider, HeadBootstrap):
+            head_id, endpoint = _start_head_directly(config, provider, nodes, timeout_s, echo)
+            boot = None
         else:
-            (head_id,) = provider.create_nodes(
-                head_type.name, head_type.node_config, {TAG_NODE_KIND: NODE_KIND_HEAD}, 1, resources=head_type.resources
-            )
-            created = True
-            echo(f"started the head node {head_id} ({head_type.name})")
-        try:
-            endpoint = provider.head_endpoint(head_id, timeout_s)
-        except NodeProviderError:
-            if created:
-                provider.terminate_nodes([head_id])
-            raise
+            head_id, endpoint, boot = _start_head_booted(config, provider, nodes, state_dir, echo)
 
         old = _read_record(state_dir) or {}
         if _stop_process(old.get("monitor")):
@@ -314,6 +418,8 @@ def up(
             "interval_s": float(interval_s),
             "settings": dataclasses.asdict(settings or AutoscalerSettings()),
         }
+        if boot is not None:
+            record["boot"] = boot
         _write_private(state_dir / LAUNCHER_FILE, record)  # the monitor reads it at start
         record["monitor"] = _start_monitor(state_dir)
         _write_private(state_dir / LAUNCHER_FILE, record)
@@ -373,6 +479,7 @@ def down(
             echo(f"terminating the head node: {', '.join(ids)}")
             provider.terminate_nodes(ids)
             done += ids
+            (state_dir / TOKEN_FILE).unlink(missing_ok=True)  # a new head gets a new token
         if not done:
             echo(f"cluster {config.cluster_name!r} has no nodes to terminate")
         if rec is not None and not workers_only:

@@ -15,6 +15,7 @@ the config, the cluster token and credential-looking patterns are masked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -23,9 +24,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.autoscaler._redact import Redactor
+
+if TYPE_CHECKING:
+    from shoal.autoscaler.config import ClusterConfig
+    from shoal.autoscaler.node_provider import NodeProvider
 
 __all__ = ["main", "run_monitor"]
 
@@ -60,6 +65,27 @@ def _head_listed(provider: Any, head_node_id: str) -> bool:
         return True
 
 
+def with_worker_boot_scripts(
+    config: ClusterConfig, provider: NodeProvider, token: str, boot: dict[str, Any]
+) -> ClusterConfig:
+    """``config`` whose worker node types start a node agent that joins the head at first boot."""
+    from shoal.autoscaler.boot import boot_script
+    from shoal.autoscaler.node_provider import NODE_KIND_WORKER
+
+    types = {}
+    for name, spec in config.available_node_types.items():
+        script = boot_script(
+            config,
+            name,
+            NODE_KIND_WORKER,
+            token,
+            head_address=str(boot["head_internal_address"]),
+            foreground=bool(boot.get("foreground")),
+        )
+        types[name] = dataclasses.replace(spec, node_config=provider.with_boot_script(spec.node_config, script))
+    return dataclasses.replace(config, available_node_types=types)
+
+
 def run_monitor(state_dir: Path, stop: threading.Event) -> None:
     """Run autoscaler rounds for the cluster recorded in ``state_dir`` until ``stop`` is set."""
     from shoal.autoscaler._head import HeadConnection
@@ -82,6 +108,8 @@ def run_monitor(state_dir: Path, stop: threading.Event) -> None:
     head = HeadConnection(record["head_address"], record["token_path"])
     redactor.add(head.secret)
     provider = create_node_provider(config.provider, config.cluster_name)
+    if record.get("boot"):
+        config = with_worker_boot_scripts(config, provider, head.secret, record["boot"])
     cluster = HeadClusterState(head, provider)
     shell = AutoscalerShell(config, provider, cluster, settings=settings, redactor=redactor)
     logger.info(

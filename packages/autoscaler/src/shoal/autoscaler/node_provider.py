@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from shoal.autoscaler._errors import NodeProviderError
+from shoal.autoscaler._errors import HeadStartUnsupportedError, NodeProviderError
 
 __all__ = [
     "NODE_KIND_HEAD",
@@ -30,6 +30,7 @@ __all__ = [
     "TAG_LAUNCH_ID",
     "TAG_NODE_KIND",
     "TAG_NODE_TYPE",
+    "BOOT_SETTINGS",
     "AgentInfo",
     "HeadBootstrap",
     "HeadEndpoint",
@@ -45,6 +46,10 @@ TAG_NODE_KIND = "shoal-node-kind"
 TAG_LAUNCH_ID = "shoal-launch-id"
 NODE_KIND_HEAD = "head"
 NODE_KIND_WORKER = "worker"
+#: Provider settings that ``shoal up`` reads on providers started through boot scripts:
+#: ``head_port`` (default 6380), ``use_internal_ips`` (reach the head at its internal
+#: address rather than its public one) and ``head_start_timeout_s`` (default 600).
+BOOT_SETTINGS = frozenset({"head_port", "use_internal_ips", "head_start_timeout_s"})
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,23 @@ class NodeProvider(ABC):
 
     def close(self) -> None:
         """Release clients and connections; the provider is not used afterwards."""
+
+    #: Whether a boot script replaces the machine's main process (a container) rather than
+    #: running once at boot and leaving the node agent in the background (a virtual machine).
+    boot_in_foreground: ClassVar[bool] = False
+
+    def with_boot_script(self, node_config: Mapping[str, Any], script: str) -> dict[str, Any]:
+        """``node_config`` with ``script`` set to run when the machine first boots.
+
+        This is how ``shoal up`` starts node agents on providers that do not
+        start them themselves (see :mod:`shoal.autoscaler.boot`). Providers
+        that cannot run a script at boot keep this default, which raises
+        HeadStartUnsupportedError.
+        """
+        raise HeadStartUnsupportedError(
+            f"the {self.provider_name or type(self).__name__!r} provider cannot run a boot script, so `shoal up` "
+            "cannot start node agents through it"
+        )
 
     def terminate_node(self, node_id: str) -> None:
         """Terminate one node (same contract as :meth:`terminate_nodes`)."""

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["deep_merge", "node_name", "require_keys"]
+__all__ = ["boot_setting_errors", "deep_merge", "node_name", "require_keys"]
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,4 +40,19 @@ def require_keys(
             errors.append((f"provider.{key}", f"is required by the {provider!r} provider"))
         elif not isinstance(provider_config[key], kind):
             errors.append((f"provider.{key}", f"must be a {getattr(kind, '__name__', kind)}"))
+    return errors
+
+
+def boot_setting_errors(provider_config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Errors in the settings ``shoal up`` reads on providers started through boot scripts."""
+    errors = []
+    port = provider_config.get("head_port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        errors.append(("provider.head_port", f"must be a port number (1-65535), got {port!r}"))
+    internal = provider_config.get("use_internal_ips")
+    if internal is not None and not isinstance(internal, bool):
+        errors.append(("provider.use_internal_ips", f"must be true or false, got {internal!r}"))
+    timeout = provider_config.get("head_start_timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        errors.append(("provider.head_start_timeout_s", f"must be a positive number of seconds, got {timeout!r}"))
     return errors

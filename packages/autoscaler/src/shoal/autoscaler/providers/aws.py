@@ -28,12 +28,12 @@ from typing import Any
 
 from shoal.autoscaler._errors import NodeLaunchError, NodeProviderError
 from shoal.autoscaler._registry import require_module
-from shoal.autoscaler.node_provider import TAG_CLUSTER_NAME, NodeProvider, ProviderNode
-from shoal.autoscaler.providers._util import deep_merge, require_keys
+from shoal.autoscaler.node_provider import BOOT_SETTINGS, TAG_CLUSTER_NAME, NodeProvider, ProviderNode
+from shoal.autoscaler.providers._util import boot_setting_errors, deep_merge, require_keys
 
 __all__ = ["AWSNodeProvider", "categorize_aws_error"]
 
-_KNOWN = {"type", "region", "availability_zone", "profile", "aws_credentials", "endpoint_url"}
+_KNOWN = {"type", "region", "availability_zone", "profile", "aws_credentials", "endpoint_url"} | BOOT_SETTINGS
 _QUOTA = {
     "InstanceLimitExceeded",
     "VcpuLimitExceeded",
@@ -81,6 +81,7 @@ class AWSNodeProvider(NodeProvider):
         for key in provider_config:
             if key not in _KNOWN:
                 errors.append((f"provider.{key}", "unknown key for the 'aws' provider"))
+        errors += boot_setting_errors(provider_config)
         creds = provider_config.get("aws_credentials")
         if creds is not None and not isinstance(creds, Mapping):
             errors.append(("provider.aws_credentials", "must be a mapping"))
@@ -89,6 +90,12 @@ class AWSNodeProvider(NodeProvider):
                 if key not in nc:
                     errors.append((f"available_node_types.{name}.node_config.{key}", "is required by EC2"))
         return errors
+
+    def with_boot_script(self, node_config: Mapping[str, Any], script: str) -> dict[str, Any]:
+        """The script as the instance's user data (cloud-init runs it at first boot)."""
+        if node_config.get("UserData"):
+            raise NodeLaunchError("aws: node_config.UserData is set; `shoal up` needs it for its boot script", "config")
+        return {**node_config, "UserData": script}
 
     # -- errors ----------------------------------------------------------------------
 

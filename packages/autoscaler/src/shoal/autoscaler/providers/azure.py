@@ -24,17 +24,18 @@ azure-mgmt-network.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shoal.autoscaler._errors import NodeLaunchError, NodeProviderError
 from shoal.autoscaler._registry import require_module
-from shoal.autoscaler.node_provider import TAG_CLUSTER_NAME, NodeProvider, ProviderNode
-from shoal.autoscaler.providers._util import deep_merge, node_name, require_keys
+from shoal.autoscaler.node_provider import BOOT_SETTINGS, TAG_CLUSTER_NAME, NodeProvider, ProviderNode
+from shoal.autoscaler.providers._util import boot_setting_errors, deep_merge, node_name, require_keys
 
 __all__ = ["AzureNodeProvider", "categorize_azure_error"]
 
-_KNOWN = {"type", "subscription_id", "resource_group", "location", "subnet_id", "network_api_version"}
+_KNOWN = {"type", "subscription_id", "resource_group", "location", "subnet_id", "network_api_version"} | BOOT_SETTINGS
 _GONE = {"Deleting", "Deleted"}
 
 
@@ -97,6 +98,7 @@ class AzureNodeProvider(NodeProvider):
         for key in provider_config:
             if key not in _KNOWN:
                 errors.append((f"provider.{key}", "unknown key for the 'azure' provider"))
+        errors += boot_setting_errors(provider_config)
         for name, nc in node_types.items():
             path = f"available_node_types.{name}.node_config"
             if "hardware_profile" not in nc:
@@ -127,6 +129,16 @@ class AzureNodeProvider(NodeProvider):
                 ],
             }
         return body
+
+    def with_boot_script(self, node_config: Mapping[str, Any], script: str) -> dict[str, Any]:
+        """The script as the VM's custom data (base64, which cloud-init runs at first boot)."""
+        os_profile = dict(node_config.get("os_profile") or {})
+        if os_profile.get("custom_data"):
+            raise NodeLaunchError(
+                "azure: node_config.os_profile.custom_data is set; `shoal up` needs it for its boot script", "config"
+            )
+        os_profile["custom_data"] = base64.b64encode(script.encode()).decode()
+        return {**node_config, "os_profile": os_profile}
 
     def create_nodes(self, node_type, node_config, tags, count, *, resources=None) -> list[str]:
         if count <= 0:

@@ -32,12 +32,12 @@ from typing import Any
 
 from shoal.autoscaler._errors import NodeLaunchError, NodeProviderError
 from shoal.autoscaler._registry import require_module
-from shoal.autoscaler.node_provider import TAG_CLUSTER_NAME, NodeProvider, ProviderNode
-from shoal.autoscaler.providers._util import deep_merge, node_name, require_keys
+from shoal.autoscaler.node_provider import BOOT_SETTINGS, TAG_CLUSTER_NAME, NodeProvider, ProviderNode
+from shoal.autoscaler.providers._util import boot_setting_errors, deep_merge, node_name, require_keys
 
 __all__ = ["GCPNodeProvider", "encode_label", "decode_label", "categorize_gcp_error"]
 
-_KNOWN = {"type", "project_id", "availability_zone", "region", "operation_timeout_s"}
+_KNOWN = {"type", "project_id", "availability_zone", "region", "operation_timeout_s"} | BOOT_SETTINGS
 _LIVE = {"PROVISIONING", "STAGING", "RUNNING", "REPAIRING"}
 _PLAIN = re.compile(r"[a-z0-9-]")
 
@@ -111,6 +111,7 @@ class GCPNodeProvider(NodeProvider):
         for key in provider_config:
             if key not in _KNOWN:
                 errors.append((f"provider.{key}", "unknown key for the 'gcp' provider"))
+        errors += boot_setting_errors(provider_config)
         for name, nc in node_types.items():
             if "machine_type" not in nc:
                 errors.append((f"available_node_types.{name}.node_config.machine_type", "is required by GCE"))
@@ -135,6 +136,18 @@ class GCPNodeProvider(NodeProvider):
     def _err(e: Exception, what: str, launch: bool) -> NodeProviderError:
         cls = NodeLaunchError if launch else NodeProviderError
         return cls(f"gcp: {what} failed: {type(e).__name__}: {e}", categorize_gcp_error(e))
+
+    def with_boot_script(self, node_config: Mapping[str, Any], script: str) -> dict[str, Any]:
+        """The script as the instance's ``startup-script`` metadata item."""
+        metadata = dict(node_config.get("metadata") or {})
+        items = [dict(i) for i in metadata.get("items") or []]
+        if any(i.get("key") == "startup-script" for i in items):
+            raise NodeLaunchError(
+                "gcp: node_config.metadata already has a startup-script; `shoal up` needs it for its boot script",
+                "config",
+            )
+        metadata["items"] = [*items, {"key": "startup-script", "value": script}]
+        return {**node_config, "metadata": metadata}
 
     def create_nodes(self, node_type, node_config, tags, count, *, resources=None) -> list[str]:
         if count <= 0:

@@ -29,8 +29,8 @@ from typing import Any
 
 from shoal.autoscaler._errors import NodeLaunchError, NodeProviderError
 from shoal.autoscaler._registry import require_module
-from shoal.autoscaler.node_provider import TAG_NODE_KIND, TAG_NODE_TYPE, NodeProvider, ProviderNode
-from shoal.autoscaler.providers._util import deep_merge, require_keys
+from shoal.autoscaler.node_provider import BOOT_SETTINGS, TAG_NODE_KIND, TAG_NODE_TYPE, NodeProvider, ProviderNode
+from shoal.autoscaler.providers._util import boot_setting_errors, deep_merge, require_keys
 
 __all__ = ["KubeRayNodeProvider", "categorize_k8s_error", "LABEL_CLUSTER", "LABEL_GROUP", "LABEL_KIND"]
 
@@ -38,7 +38,7 @@ LABEL_CLUSTER = "shoal.io/cluster"
 LABEL_GROUP = "shoal.io/group"
 LABEL_KIND = "shoal.io/node-kind"
 ANNOTATION_TAGS = "shoal.io/tags"
-_KNOWN = {"type", "namespace", "kubeconfig", "context"}
+_KNOWN = {"type", "namespace", "kubeconfig", "context"} | BOOT_SETTINGS
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
 
 
@@ -90,6 +90,7 @@ class KubeRayNodeProvider(NodeProvider):
         for key in provider_config:
             if key not in _KNOWN:
                 errors.append((f"provider.{key}", "unknown key for the 'kuberay' provider"))
+        errors += boot_setting_errors(provider_config)
         for name, nc in node_types.items():
             path = f"available_node_types.{name}"
             if not _LABEL_VALUE.fullmatch(name) or len(name) > 63:
@@ -113,6 +114,23 @@ class KubeRayNodeProvider(NodeProvider):
             LABEL_GROUP: tags[TAG_NODE_TYPE],
             LABEL_KIND: tags.get(TAG_NODE_KIND, "worker"),
         }
+
+    #: A pod's script is its first container's main process: the agent must stay in the foreground.
+    boot_in_foreground = True
+
+    def with_boot_script(self, node_config: Mapping[str, Any], script: str) -> dict[str, Any]:
+        """The script as the first container's command (``bash -c``), replacing the image's own."""
+        template = copy.deepcopy(dict(node_config))
+        containers = _get(template, "spec", "containers")
+        if not isinstance(containers, list) or not containers:
+            raise NodeLaunchError("kuberay: the pod template has no container to run the boot script", "config")
+        if containers[0].get("command"):
+            raise NodeLaunchError(
+                "kuberay: the first container already has a command; `shoal up` needs it for its boot script", "config"
+            )
+        containers[0] = {**containers[0], "command": ["/bin/bash", "-c", script]}
+        containers[0].pop("args", None)
+        return template
 
     def create_nodes(self, node_type, node_config, tags, count, *, resources=None) -> list[str]:
         if count <= 0:

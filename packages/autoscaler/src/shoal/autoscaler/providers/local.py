@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import re
 import shlex
@@ -57,6 +56,7 @@ from typing import Any
 import psutil
 
 from shoal.autoscaler._errors import NodeLaunchError, NodeProviderError
+from shoal.autoscaler.boot import agent_flags
 from shoal.autoscaler.node_provider import (
     NODE_KIND_HEAD,
     TAG_NODE_KIND,
@@ -85,8 +85,6 @@ _KNOWN = {
 #: garbage-collected while its process runs).
 _children: dict[str, subprocess.Popen] = {}
 _children_lock = threading.Lock()
-#: Resources the agent takes from flags of their own rather than from ``--resources``.
-_FLAG_RESOURCES = ("CPU", "GPU", "object_store_memory")
 
 
 class LocalNodeProvider(NodeProvider):
@@ -213,28 +211,10 @@ class LocalNodeProvider(NodeProvider):
 
     def _agent_argv(self, kind: str, resources: Mapping[str, float]) -> list[str]:
         cfg = self.provider_config
-        cpus = resources.get("CPU", 0.0)
-        argv = [
-            sys.executable,
-            "-m",
-            "shoal._cluster.agent",
-            "--token-path",
-            str(self.token_path),
-            "--num-cpus",
-            str(math.floor(cpus)),
-            "--num-gpus",
-            str(math.floor(resources.get("GPU", 0.0))),
-        ]
-        custom = {k: v for k, v in resources.items() if k not in _FLAG_RESOURCES}
-        if cpus != math.floor(cpus):
-            custom["CPU"] = cpus  # the flag takes whole CPUs; the JSON carries the exact amount
-        if custom:
-            argv += ["--resources", json.dumps(custom, sort_keys=True)]
-        store = resources.get("object_store_memory") or (
-            parse_size(cfg["object_store_memory"]) if "object_store_memory" in cfg else None
-        )
-        if store:
-            argv += ["--object-store-memory", str(int(store))]
+        argv = [sys.executable, "-m", "shoal._cluster.agent", "--token-path", str(self.token_path)]
+        argv += agent_flags(resources)
+        if not resources.get("object_store_memory") and "object_store_memory" in cfg:
+            argv += ["--object-store-memory", str(int(parse_size(cfg["object_store_memory"])))]
         if cfg.get("temp_dir"):
             argv += ["--temp-dir", str(cfg["temp_dir"])]
         if cfg.get("exit_with_pid"):
