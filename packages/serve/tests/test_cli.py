@@ -116,10 +116,14 @@ def test_run_status_deploy_shutdown(tmp_path, free_port) -> None:
 
 BLOCKING = textwrap.dedent(
     """
+    import faulthandler
+    import signal
     import sys
 
     import shoal
     from shoal import serve
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if this hangs
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     def hi(request):
@@ -151,7 +155,14 @@ def test_run_blocking_waits_until_ctrl_c_and_lets_the_interrupt_through(tmp_path
         time.sleep(1.5)
         assert proc.poll() is None  # still blocked in serve.run
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            out, _ = proc.communicate(timeout=30)
+            pytest.fail(f"the program did not end within 60s of Ctrl-C; its output and stacks:\n{out[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
