@@ -320,9 +320,13 @@ def _start_head_booted(
         )
         node_config = provider.with_boot_script(head_type.node_config, script)  # unsupported: raises, nothing made
         write_token(token_path, token)
-        (head_id,) = provider.create_nodes(
-            head_type.name, node_config, {TAG_NODE_KIND: NODE_KIND_HEAD}, 1, resources=head_type.resources
-        )
+        try:
+            (head_id,) = provider.create_nodes(
+                head_type.name, node_config, {TAG_NODE_KIND: NODE_KIND_HEAD}, 1, resources=head_type.resources
+            )
+        except NodeProviderError:
+            token_path.unlink(missing_ok=True)
+            raise
         created = True
         echo(f"started the head node {head_id} ({head_type.name}); waiting for it to boot (up to {timeout_s:g}s)")
     try:
