@@ -311,7 +311,7 @@ class ActorManager:
                     task.name,
                 )
             )
-        w.conn.flush()
+        w.conn.flush_soon()
         if actor.terminating and not queue and not actor.inflight:
             self._finish_out_of_scope(actor)
 

@@ -60,6 +60,7 @@ def placement_of(sched: tuple[Any, ...] | None) -> tuple[bytes | None, bool]:
 def interrupt(w: WorkerProc, task_id: bytes) -> None:
     """Tell a worker to cancel a task, and wake its main thread if it is busy running one."""
     w.conn.send((P.CANCEL, task_id, False))
+    w.conn.flush()  # the message must be there before the signal that makes the worker read it
     try:
         os.kill(w.pid, signal.SIGINT)
     except ProcessLookupError:
@@ -916,10 +917,15 @@ class NodeRuntime(ProcessPool):
             self.objects.unpin(object_id)
 
     def _on_submit(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
-        job_id = None
-        if len(msg) > 2 and w.kind == "peer" and self.peers is not None:
-            job_id = self.peers.accept_extra(w.worker_id, msg[2])
-        self.submit(msg[1], w.worker_id, job_id)
+        if len(msg) > 2 and w.kind == "peer":
+            self.submit_from_peer(w, msg[1], msg[2])
+        else:
+            self.submit(msg[1], w.worker_id, None)
+
+    def submit_from_peer(self, w: WorkerProc, wire: Any, extra: dict[str, Any]) -> None:
+        """A task or actor call forwarded by the peer node behind ``w``."""
+        job_id = self.peers.accept_extra(w.worker_id, extra) if self.peers is not None else None
+        self.submit(wire, w.worker_id, job_id)
 
     def _on_put(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
         _, object_id, payload, contained = msg

@@ -227,21 +227,21 @@ class PeerManager:
         extra = {"job": self._job_info(task), "locations": self._locations(wire.contained, wire.handles)}
         task.state = RUNNING
         self.forwarded[task.task_id] = (task, node_id)
-        if wire.kind == CALL:
-            link.send((P.ACTOR_SUBMIT, sent, extra))
-        elif wire.kind == CREATE:
+        if wire.kind == CREATE:
             self._reserve(node_id, wire.resources, +1)
             link.request("create_actor_forwarded", (sent, extra), lambda ok, r: self._created(task, node_id, ok, r))
             return
-        else:
+        if wire.kind != CALL:
             self._reserve(node_id, wire.resources, +1)
-            link.send((P.SUBMIT, sent, extra))
+        if wire.num_returns == STREAM:
+            link.send((P.ACTOR_SUBMIT if wire.kind == CALL else P.SUBMIT, sent, extra))
+        else:
+            # One message submits and asks for the results, which come back as soon as they exist.
+            link.request("submit_and_get", (sent, extra), lambda ok, r: self._results(task, node_id, ok, r))
         for dep in dict.fromkeys(wire.deps):
             link.send((P.REFS, [(dep, -1)], []))
         if wire.num_returns == STREAM:
             self._follow_stream(task, node_id, 0)
-        else:
-            link.request("get_with_refs", (wire.return_ids, None), lambda ok, r: self._results(task, node_id, ok, r))
 
     def _results(self, task: Task, node_id: str, ok: bool, result: Any) -> None:
         node = self.node

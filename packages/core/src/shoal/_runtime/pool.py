@@ -98,6 +98,7 @@ class ProcessPool:
             worker_id, env_key, env_vars, renv.get("working_dir"), self.spin_us, self.log_to_driver, log_file
         )
         w.conn.on_pending = self.wake
+        w.conn.batch = self
         self.workers[worker_id] = w
         self.holds[worker_id] = w.holds
         self.job_of[worker_id] = job_id
@@ -148,7 +149,7 @@ class ProcessPool:
         if w.conn.closed:
             self._on_worker_exit(w)
         elif w.conn.pending_output:
-            w.conn.flush()
+            w.conn.flush_soon()
 
     def idle_worker(self: NodeRuntime, env_key: str) -> WorkerProc | None:
         pool = self.idle.get(env_key)
@@ -350,6 +351,7 @@ class ProcessPool:
         worker_id = next(self._worker_ids)
         w = WorkerProc(worker_id, None, P.NonBlockingConnection(conn), "", state="hello", kind="client", client_pid=pid)
         w.conn.on_pending = self.wake
+        w.conn.batch = self
         self.workers[worker_id] = w
         self.holds[worker_id] = w.holds
         self._watch(w.conn.fd, functools.partial(self._on_readable, w))

@@ -111,7 +111,7 @@ class FrameReader:
 class NonBlockingConnection:
     """The runtime's side of a worker socket: never blocks, buffers what it cannot send yet."""
 
-    __slots__ = ("_out", "_reader", "closed", "fd", "on_pending", "sock")
+    __slots__ = ("_out", "_reader", "batch", "closed", "fd", "on_pending", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -122,11 +122,22 @@ class NonBlockingConnection:
         self.closed = False
         # Called when output is left waiting (the owner's loop must come back to flush it).
         self.on_pending: Any = None
+        # The node whose batches of incoming messages this connection's writes may wait for
+        # (one write per batch instead of one per message); see NodeRuntime.defers.
+        self.batch: Any = None
 
     def send(self, msg: tuple[Any, ...]) -> None:
-        """Queue a message and try to write everything queued."""
+        """Queue a message and write everything queued, now or at the end of the node's batch."""
         self._out += encode(msg)
-        self.flush()
+        self.flush_soon()
+
+    def flush_soon(self) -> None:
+        """Write what is queued now, or at the end of the node's batch when one is open."""
+        batch = self.batch
+        if batch is not None and batch.defers():
+            batch.deferred.add(self)
+        else:
+            self.flush()
 
     def queue(self, msg: tuple[Any, ...]) -> None:
         """Queue a message without writing yet (call :meth:`flush` later)."""

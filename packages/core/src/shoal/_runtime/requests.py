@@ -196,6 +196,12 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             node.generator_release(*args)
         elif op == "reserve_bundles":
             reply(node.actors.reserve_part(*args))
+        elif op == "submit_and_get":
+            # From a peer node: run a task or actor call, and send its results back once they exist.
+            wire, extra = args
+            node.submit_from_peer(w, wire, extra)
+            ids = list(wire.return_ids)
+            wait_for_objects(node, ids, len(set(ids)), None, lambda ok: reply(_portable_for(node, w, ids)))
         elif op == "get_with_refs":
             # From a peer node: values as bytes, and a hold for the peer on each nested ref.
             ids, timeout = args
