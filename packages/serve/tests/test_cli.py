@@ -124,6 +124,9 @@ BLOCKING = textwrap.dedent(
     from shoal import serve
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if this hangs
+    # As in a terminal: a runner that starts the tests in the background (SIGINT ignored, which
+    # children inherit, and then Python keeps ignoring it) must not change what Ctrl-C does here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     def hi(request):
