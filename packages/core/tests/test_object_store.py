@@ -153,3 +153,41 @@ def test_array_held_by_an_actor_stays_valid(small_store) -> None:
     for _ in range(4):
         shoal.put(np.zeros(8 * MB, dtype=np.uint8))
     assert shoal.get(h.total.remote()) == 4 * MB
+
+
+def test_put_does_not_keep_the_callers_array_alive(small_store) -> None:
+    import weakref
+
+    gc.disable()  # what keeps the array alive must be nothing, not "until the collector runs"
+    try:
+        a = np.ones(2 * MB, dtype=np.uint8)
+        alive = weakref.ref(a)
+        ref = shoal.put(a)
+        del a
+        assert alive() is None
+        assert int(shoal.get(ref).sum()) == 2 * MB
+    finally:
+        gc.enable()
+
+
+def test_a_returned_array_is_freed_in_the_worker_once_stored(small_store) -> None:
+    @shoal.remote
+    class Maker:
+        def __init__(self) -> None:
+            gc.disable()
+            self.alive = None
+
+        def make(self) -> np.ndarray:
+            import weakref
+
+            a = np.ones(2 * MB, dtype=np.uint8)
+            self.alive = weakref.ref(a)
+            return a
+
+        def still_alive(self) -> bool:
+            return self.alive is not None and self.alive() is not None
+
+    m = Maker.remote()
+    out = shoal.get(m.make.remote())
+    assert int(out.sum()) == 2 * MB
+    assert shoal.get(m.still_alive.remote()) is False

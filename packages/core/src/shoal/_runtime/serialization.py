@@ -37,20 +37,30 @@ class Serialized:
         return len(self.data) + sum(b.nbytes for b in self.buffers)
 
 
-class _Pickler(cloudpickle.CloudPickler):
-    def __init__(self, file: io.BytesIO, buffers: list[memoryview], refs: list[bytes], actors: list[bytes]) -> None:
-        super().__init__(file, protocol=5, buffer_callback=self._buffer)
-        self._buffers = buffers
-        self._refs = refs
-        self._actors = actors
+def _out_of_band(buffers: list[memoryview]) -> Any:
+    """The pickler's buffer callback: large buffers go to ``buffers``, small ones stay in-band.
 
-    def _buffer(self, buf: pickle.PickleBuffer) -> bool:
+    A closure over the list, not a bound method of the pickler: a pickler that referred to
+    itself would live (with its memo and the views of every buffer it saw, that is the
+    value's memory) until the cyclic garbage collector happened to run.
+    """
+
+    def keep(buf: pickle.PickleBuffer) -> bool:
         view = buf.raw()
         # Small buffers are cheaper in-band than as separate pieces.
         if view.nbytes < 4096:
             return True
-        self._buffers.append(view)
+        buffers.append(view)
         return False
+
+    return keep
+
+
+class _Pickler(cloudpickle.CloudPickler):
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview], refs: list[bytes], actors: list[bytes]) -> None:
+        super().__init__(file, protocol=5, buffer_callback=_out_of_band(buffers))
+        self._refs = refs
+        self._actors = actors
 
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is ObjectRef:
