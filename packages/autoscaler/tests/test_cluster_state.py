@@ -58,6 +58,7 @@ class PidProvider(NodeProvider):
         self.pids = pids
         self.listings = 0
 
+    # The cluster state source only lists nodes; a call to any of these is a bug in it.
     def create_nodes(self, *a: Any, **k: Any) -> list[str]:
         raise NotImplementedError
 

@@ -167,6 +167,8 @@ class Backend(abc.ABC):
         """Where the calling code runs."""
 
     # -- cluster key-value store (for libraries: shoal.experimental.internal_kv)
+    # Not abstract: every built-in backend has a store, a third-party one may have none and
+    # then fails here with a message rather than at class creation.
 
     def kv_get(self, namespace: str, key: str) -> bytes | None:
         """The value under ``key``, or None."""

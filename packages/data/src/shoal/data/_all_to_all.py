@@ -94,7 +94,7 @@ class _Staged(PhysicalOperator):
             self._maybe_finish_prep()
 
     def plan(self) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement plan()")  # each exchange plans its own
 
     # -- stages -----------------------------------------------------------------------
     def _stage(self, name: str, tasks: int) -> None:

@@ -84,7 +84,7 @@ class PhysicalOperator:
 
     # -- inputs and outputs ---------------------------------------------------
     def add_input(self, item: RefMeta, index: int) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement add_input()")  # sources take none
 
     def input_done(self, index: int) -> None:
         self.inputs_done[index] = True

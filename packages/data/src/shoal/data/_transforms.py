@@ -118,7 +118,7 @@ class MapTransform:
     udf: UDF | None = None
 
     def apply(self, blocks: Iterator[pa.Table], ctx: TransformContext) -> Iterator[pa.Table]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement apply()")  # one subclass per map kind
 
     def init_instances(self, ctx: TransformContext) -> None:
         """Construct callable-class UDFs now (actors do this at start)."""

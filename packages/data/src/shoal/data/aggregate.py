@@ -84,13 +84,13 @@ class _ArrowAgg(AggregateFn):
 
     # The three phases; p is a prefix that keeps this aggregation's state columns apart.
     def partial_specs(self, p: str) -> list[ArrowSpec]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement partial_specs()")  # each built-in aggregation
 
     def merge_specs(self, p: str) -> list[ArrowSpec]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement merge_specs()")  # each built-in aggregation
 
     def finalize_arrow(self, merged: pa.Table, p: str) -> pa.Array:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement finalize_arrow()")  # each built-in aggregation
 
     def custom_merge(self) -> bool:
         """True when merging needs :meth:`merge_numpy` (per-partial broadcasting) instead of Arrow."""
@@ -98,7 +98,7 @@ class _ArrowAgg(AggregateFn):
 
     def merge_numpy(self, partial: pa.Table, gid: np.ndarray, groups: int, p: str) -> pa.Array:
         """Final values from partial rows sorted by group (``gid``: each row's group)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement merge_numpy()")  # each built-in aggregation
 
 
 class Count(_ArrowAgg):

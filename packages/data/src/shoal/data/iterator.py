@@ -28,7 +28,7 @@ class DataIterator:
     """An iterable view of a dataset (or of one split of it); every iteration runs it anew."""
 
     def _iter_refs(self) -> Iterator[RefMeta]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _iter_refs()")  # per dataset or split
 
     def _stats(self) -> str:
         return ""
