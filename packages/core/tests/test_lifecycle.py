@@ -128,3 +128,20 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+@pytest.mark.shoal_backends("local")
+def test_a_burst_at_startup_starts_no_more_workers_than_cpus() -> None:
+    # The workers started with init are still starting when the burst arrives:
+    # they are enough for it, and extra ones would stay idle holding memory.
+    shoal.init(num_cpus=2)
+
+    @shoal.remote
+    def pid() -> int:
+        time.sleep(0.01)
+        return os.getpid()
+
+    pids = set(shoal.get([pid.remote() for _ in range(40)]))
+    workers = [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
+    assert len(pids) <= 2
+    assert len(workers) == 2, [c.cmdline() for c in workers]

@@ -524,7 +524,8 @@ class NodeRuntime(ProcessPool):
                     break
                 w = self.idle_worker(task.env_key)
                 if w is None:
-                    self.need_worker(task.env_key)
+                    demand = self.resources.how_many_fit(task.wire.resources, bundle or None, cap=len(queue))
+                    self.need_worker(task.env_key, demand)
                     break
                 queue.popleft()
                 if self.peers is not None:

@@ -159,9 +159,14 @@ class ProcessPool:
                 return w
         return None
 
-    def need_worker(self: NodeRuntime, env_key: str) -> None:
-        """Ask for one more worker of this kind unless enough are already starting."""
-        if self.starting.get(env_key, 0) + self.want_workers.get(env_key, 0) >= MAX_STARTING:
+    def need_worker(self: NodeRuntime, env_key: str, demand: int = MAX_STARTING) -> None:
+        """Ask for one more worker of this kind unless enough are already starting.
+
+        ``demand`` is how many waiting tasks could start now: workers already
+        starting for them are enough (a worker started beyond that would sit idle
+        for the rest of the session, holding memory).
+        """
+        if self.starting.get(env_key, 0) + self.want_workers.get(env_key, 0) >= min(MAX_STARTING, demand):
             return
         self.want_workers[env_key] = self.want_workers.get(env_key, 0) + 1
         if threading.current_thread() is not self.thread:

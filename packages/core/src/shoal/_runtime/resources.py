@@ -51,6 +51,15 @@ class NodeResources:
     def fits(self, need: dict[str, float], bundle: Bundle | None = None) -> bool:
         return self._fits(bundle.free if bundle is not None else self.free, need)
 
+    def how_many_fit(self, need: dict[str, float], bundle: Bundle | None = None, cap: int = 1 << 30) -> int:
+        """How many tasks needing ``need`` could start at once (at most ``cap``)."""
+        pool = bundle.free if bundle is not None else self.free
+        count = cap
+        for k, v in need.items():
+            if v > 0:
+                count = min(count, int((pool.get(k, 0.0) + _EPS) // v))
+        return count
+
     def _take_gpus(self, amount: float, pool: dict[int, float]) -> list[int]:
         if amount <= 0:
             return []

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shoal.data._convert import array_from_values, concat_blocks, rows_of
+from shoal.data._numpy_arrow import to_arrow, to_numpy
 from shoal.data._partition import SortKey, sort_table
 from shoal.data.aggregate import AggregateFn, _ArrowAgg
 
@@ -37,8 +39,25 @@ def _group_by(table: pa.Table, keys: Sequence[str], specs: list[tuple[Any, str, 
 
     ``ordered`` keeps groups in order of first appearance (single-threaded).
     """
+    if not keys:
+        return _aggregate_all(table, specs)
     out = table.group_by(list(keys), use_threads=not ordered).aggregate([_spec_tuple(c, f, o) for c, f, o, _ in specs])
     return out.rename_columns([*keys, *[name for *_, name in specs]])
+
+
+def _aggregate_all(table: pa.Table, specs: list[tuple[Any, str, Any, str]]) -> pa.Table:
+    """The one-row result of aggregating without keys, by Arrow's scalar kernels.
+
+    ``Table.group_by`` would load Arrow's query engine, and with it pandas
+    (~40 MB per worker), for what a kernel call per column does.
+    """
+    columns: dict[str, pa.Array] = {}
+    for col, func, opts, name in specs:
+        if func == "count_all":
+            columns[name] = to_arrow(np.array([table.num_rows], dtype=np.int64))
+        else:
+            columns[name] = pa.repeat(pc.call_function(func, [table.column(col)], opts), 1)
+    return pa.table(columns)
 
 
 def group_offsets(sorted_table: pa.Table, keys: Sequence[str]) -> np.ndarray:
@@ -48,7 +67,7 @@ def group_offsets(sorted_table: pa.Table, keys: Sequence[str]) -> np.ndarray:
     if sorted_table.num_rows == 0:
         return np.array([0])
     sizes = _group_by(sorted_table.select(list(keys)), keys, [([], "count_all", None, "__n")], True)
-    return np.concatenate([[0], np.cumsum(sizes.column("__n").to_numpy())])
+    return np.concatenate([[0], np.cumsum(to_numpy(sizes.column("__n")))])
 
 
 def _key_of(table: pa.Table, keys: Sequence[str], row: int) -> Any:
@@ -111,7 +130,7 @@ def merge_aggregate(partials: Sequence[pa.Table], keys: Sequence[str], aggs: Seq
         if isinstance(agg, _ArrowAgg) and not agg.custom_merge():
             specs.extend(agg.merge_specs(_prefix(i)))
     merged = _group_by(table, keys, specs, ordered=True)
-    sizes = merged.column("__rows").to_numpy()
+    sizes = to_numpy(merged.column("__rows"))
     groups = len(sizes)
     gid = np.repeat(np.arange(groups), sizes)
     offsets = np.concatenate([[0], np.cumsum(sizes)])

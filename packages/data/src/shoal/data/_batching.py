@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.data._convert import block_to_batch, concat_blocks, table_to_numpy
+from shoal.data._numpy_arrow import to_arrow
 
 __all__ = ["iter_batches", "iter_table_batches", "ShuffleBuffer"]
 
@@ -157,7 +158,7 @@ class ShuffleBuffer:
         if not self._rows:
             return
         table = concat_blocks(self._tables)
-        table = table.take(pa.array(self._rng.permutation(table.num_rows)))
+        table = table.take(to_arrow(self._rng.permutation(table.num_rows)))
         out_rows = table.num_rows - keep
         if keep:
             out_rows -= out_rows % self._batch_size

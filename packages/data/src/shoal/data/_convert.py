@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shoal.data._numpy_arrow import to_arrow, to_numpy
+
 __all__ = [
     "BATCH_FORMATS",
     "check_batch_format",
@@ -65,11 +67,11 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array, *, writable: bool = False) 
             parts = [c.to_numpy_ndarray() for c in chunks]
             arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
     elif len(chunks) == 1:
-        arr = chunks[0].to_numpy(zero_copy_only=False)
+        arr = to_numpy(chunks[0])
     elif not chunks:
         arr = np.empty(0, dtype=_numpy_dtype(col.type))
     else:
-        arr = np.concatenate([c.to_numpy(zero_copy_only=False) for c in chunks])
+        arr = to_numpy(col)
     if writable and not arr.flags.writeable:
         arr = arr.copy()
     return arr
@@ -157,7 +159,7 @@ def _array_from_ndarray(arr: np.ndarray, name: str) -> pa.Array:
     if arr.ndim == 1:
         if arr.dtype == object:
             return array_from_values(list(arr), name)
-        return pa.array(arr)
+        return to_arrow(arr)
     if arr.dtype == object:
         raise TypeError(f"column {name!r}: multi-dimensional object arrays cannot be stored")
     return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(arr))
@@ -258,7 +260,7 @@ def compact(table: pa.Table) -> pa.Table:
         return table.schema.empty_table()
     if table.get_total_buffer_size() <= table.nbytes * 1.2 + 4096:
         return table
-    return table.take(pa.array(np.arange(table.num_rows)))
+    return table.take(to_arrow(np.arange(table.num_rows)))
 
 
 def concat_blocks(tables: list[pa.Table]) -> pa.Table:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shoal.data._convert import compact
+from shoal.data._numpy_arrow import to_arrow, to_numpy
 
 __all__ = [
     "SortKey",
@@ -71,24 +72,24 @@ def sort_indices(table: pa.Table, key: SortKey, *, presorted_runs: bool = False)
     sort, which is linear-ish on concatenated sorted runs.
     """
     if len(key.columns) == 1 and _numeric(table.column(key.columns[0])):
-        values = table.column(key.columns[0]).to_numpy()
+        values = to_numpy(table.column(key.columns[0]))
         if values.dtype.kind == "f" and np.isnan(values).any():
-            return pc.sort_indices(table, sort_keys=key.arrow_keys()).to_numpy()
+            return to_numpy(pc.sort_indices(table, sort_keys=key.arrow_keys()))
         idx = np.argsort(values, kind="stable" if presorted_runs else "quicksort")
         return idx[::-1] if key.descending[0] else idx
-    return pc.sort_indices(table, sort_keys=key.arrow_keys()).to_numpy()
+    return to_numpy(pc.sort_indices(table, sort_keys=key.arrow_keys()))
 
 
 def sort_table(table: pa.Table, key: SortKey, *, presorted_runs: bool = False) -> pa.Table:
     if table.num_rows <= 1:
         return table
-    return table.take(pa.array(sort_indices(table, key, presorted_runs=presorted_runs)))
+    return table.take(to_arrow(sort_indices(table, key, presorted_runs=presorted_runs)))
 
 
 def _key_values(col: pa.ChunkedArray) -> np.ndarray:
     """Non-null values of a key column as a numpy array usable with searchsorted."""
     values = col.drop_null() if col.null_count else col
-    arr = values.to_numpy(zero_copy_only=False) if isinstance(values, pa.ChunkedArray) else np.asarray(values)
+    arr = to_numpy(values)
     return arr
 
 
@@ -116,7 +117,7 @@ def _partition_ids(col: pa.ChunkedArray, boundaries: np.ndarray, descending: boo
     p = len(boundaries) + 1
     n = len(col)
     ids = np.full(n, p - 1, dtype=np.int64)
-    valid = None if col.null_count == 0 else np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool)
+    valid = None if col.null_count == 0 else to_numpy(pc.is_valid(col))
     values = _key_values(col)
     part = np.searchsorted(boundaries, values, side="right") if len(boundaries) else np.zeros(len(values), np.int64)
     if descending:
@@ -134,7 +135,7 @@ def _split_by_ids(table: pa.Table, ids: np.ndarray, p: int) -> list[pa.Table]:
     out = []
     start = 0
     for c in counts:
-        out.append(table.take(pa.array(order[start : start + c])) if c else table.schema.empty_table())
+        out.append(table.take(to_arrow(order[start : start + c])) if c else table.schema.empty_table())
         start += c
     return out
 
@@ -153,10 +154,10 @@ def range_partition(table: pa.Table, key: SortKey, boundaries: np.ndarray, *, so
         return _split_by_ids(table, _partition_ids(col, boundaries, key.descending[0]), p)
     idx = sort_indices(table, key)
     if p == 1:
-        return [table.take(pa.array(idx))]
+        return [table.take(to_arrow(idx))]
     # Along the sorted order the first key is monotonic (nulls last), so the
     # parts are runs of idx found by binary search of the boundaries.
-    first = table.column(key.columns[0]).take(pa.array(idx))
+    first = table.column(key.columns[0]).take(to_arrow(idx))
     valid = len(first) - first.null_count
     values = _key_values(first.slice(0, valid))
     if key.descending[0]:
@@ -167,7 +168,7 @@ def range_partition(table: pa.Table, key: SortKey, boundaries: np.ndarray, *, so
     # The last part also takes the nulls, which sort after every value.
     cuts = [0, *inner, len(idx)]
     return [
-        table.take(pa.array(idx[cuts[i] : cuts[i + 1]])) if cuts[i + 1] > cuts[i] else table.schema.empty_table()
+        table.take(to_arrow(idx[cuts[i] : cuts[i + 1]])) if cuts[i + 1] > cuts[i] else table.schema.empty_table()
         for i in range(p)
     ]
 
@@ -179,13 +180,13 @@ def _rng(seed: Any) -> np.random.Generator:
 def random_partition(table: pa.Table, num_parts: int, seed: Any) -> list[pa.Table]:
     """Shuffle ``table`` and cut it into ``num_parts`` parts of (nearly) equal size."""
     perm = _rng(seed).permutation(table.num_rows)
-    return [table.take(pa.array(chunk)) for chunk in np.array_split(perm, num_parts)]
+    return [table.take(to_arrow(chunk)) for chunk in np.array_split(perm, num_parts)]
 
 
 def random_permute(table: pa.Table, seed: Any) -> pa.Table:
     if table.num_rows <= 1:
         return table
-    return table.take(pa.array(_rng(seed).permutation(table.num_rows)))
+    return table.take(to_arrow(_rng(seed).permutation(table.num_rows)))
 
 
 def slice_table(table: pa.Table, start: int, end: int) -> pa.Table:

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.data import _convert
+from shoal.data._numpy_arrow import to_arrow
 from shoal.data.block import BlockMetadata
 from shoal.data.datasource import Datasource, ReadTask
 
@@ -46,7 +47,7 @@ class RangeDatasource(Datasource):
     def _make(self, start: int, end: int) -> pa.Table:
         ids = np.arange(start, end, dtype=np.int64)
         if self._shape is None:
-            return pa.table({"id": ids})
+            return pa.table({"id": to_arrow(ids)})
         size = math.prod(self._shape)
         data = np.repeat(ids, size).reshape(len(ids), *self._shape)
         return pa.table({"data": _convert.array_from_values(data, "data")})

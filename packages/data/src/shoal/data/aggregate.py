@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shoal.data._numpy_arrow import to_arrow, to_numpy
+
 __all__ = ["AggregateFn", "Count", "Sum", "Min", "Max", "Mean", "Std", "AbsMax"]
 
 # One hash-aggregation of pyarrow: (input column or [] for count_all, function, options, output name).
@@ -205,11 +207,11 @@ class Mean(_ArrowAgg):
         return [(f"{p}s", "sum", opts, f"{p}s"), (f"{p}n", "sum", None, f"{p}n")]
 
     def finalize_arrow(self, merged: pa.Table, p: str) -> pa.Array:
-        n = merged[f"{p}n"].to_numpy(zero_copy_only=False).astype(np.float64)
+        n = to_numpy(merged[f"{p}n"]).astype(np.float64)
         s = merged[f"{p}s"].cast(pa.float64())
-        null = np.asarray(pc.is_null(s).to_numpy(zero_copy_only=False), dtype=bool) | (n == 0)
-        values = np.nan_to_num(s.to_numpy(zero_copy_only=False)) / np.where(n == 0, 1.0, n)
-        return pa.array(values, mask=null)
+        null = np.asarray(to_numpy(pc.is_null(s)), dtype=bool) | (n == 0)
+        values = np.nan_to_num(to_numpy(s)) / np.where(n == 0, 1.0, n)
+        return to_arrow(values, mask=null)
 
 
 class Std(_ArrowAgg):
@@ -244,10 +246,10 @@ class Std(_ArrowAgg):
         ]
 
     def merge_numpy(self, partial: pa.Table, gid: np.ndarray, groups: int, p: str) -> pa.Array:
-        n_i = partial[f"{p}n"].to_numpy(zero_copy_only=False).astype(np.float64)
-        nulls = np.bincount(gid, partial[f"{p}nulls"].to_numpy(zero_copy_only=False), minlength=groups)
-        mean_i = np.nan_to_num(partial[f"{p}mean"].to_numpy(zero_copy_only=False).astype(np.float64))
-        m2_i = np.nan_to_num(partial[f"{p}var"].to_numpy(zero_copy_only=False).astype(np.float64)) * n_i
+        n_i = to_numpy(partial[f"{p}n"]).astype(np.float64)
+        nulls = np.bincount(gid, to_numpy(partial[f"{p}nulls"]), minlength=groups)
+        mean_i = np.nan_to_num(to_numpy(partial[f"{p}mean"]).astype(np.float64))
+        m2_i = np.nan_to_num(to_numpy(partial[f"{p}var"]).astype(np.float64)) * n_i
         n = np.bincount(gid, n_i, minlength=groups)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.bincount(gid, n_i * mean_i, minlength=groups) / n
@@ -258,4 +260,4 @@ class Std(_ArrowAgg):
         invalid = n == 0
         if not self.ignore_nulls:
             invalid |= nulls > 0
-        return pa.array(std, mask=invalid)
+        return to_arrow(std, mask=invalid)
