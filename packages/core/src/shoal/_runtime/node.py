@@ -30,9 +30,10 @@ from typing import Any
 from shoal._runtime import protocol as P
 from shoal._runtime.actors import ActorManager
 from shoal._runtime.objects import REMOTE, ObjectTable
+from shoal._runtime.pipeline import Pipelining
 from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
 from shoal._runtime.procs import WorkerProc, kill_worker
-from shoal._runtime.resources import NodeResources
+from shoal._runtime.resources import Grant, NodeResources
 from shoal._runtime.store import SharedMemoryStore
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
 from shoal._runtime.values import encode_error, payload_size
@@ -67,7 +68,7 @@ def interrupt(w: WorkerProc, task_id: bytes) -> None:
         pass
 
 
-class NodeRuntime(ProcessPool):
+class NodeRuntime(ProcessPool, Pipelining):
     """One node's runtime; all state is guarded by ``self.lock``."""
 
     def __init__(
@@ -102,6 +103,8 @@ class NodeRuntime(ProcessPool):
         self.functions: dict[bytes, bytes] = {}
         self.tasks: dict[bytes, Task] = {}
         self.ready: dict[Any, collections.deque[Task]] = {}
+        self.pipe_workers: dict[Any, list[WorkerProc]] = {}  # busy workers by the queue key of their task
+        self.fn_time: dict[bytes, float] = {}  # average run time of each function's tasks (s)
         self.generators: dict[bytes, Generator] = {}
         self.workers: dict[int, WorkerProc] = {}
         self.idle: dict[str, list[WorkerProc]] = {}
@@ -521,7 +524,12 @@ class NodeRuntime(ProcessPool):
                     if target is None and task.wire.scheduling is not None and not local_fits:
                         break
                 if not local_fits:
-                    break
+                    target_w = self.pipeline_target(task) if bundle is None else None
+                    if target_w is None:
+                        break
+                    queue.popleft()
+                    self.pipeline(task, target_w)
+                    continue
                 w = self.idle_worker(task.env_key)
                 if w is None:
                     demand = self.resources.how_many_fit(task.wire.resources, bundle or None, cap=len(queue))
@@ -544,6 +552,12 @@ class NodeRuntime(ProcessPool):
         w.task = task
         w.last_task_name = task.name
         w.grant = grant
+        self.began(task, w)
+        self.send_exec(task, w, grant)
+
+    def send_exec(self, task: Task, w: WorkerProc, grant: Grant) -> None:
+        """Send a task to the worker that will run it (now, or next under ``grant``)."""
+        wire = task.wire
         fn_bytes = None
         if wire.fn_id not in w.known_functions:
             fn_bytes = self.functions.get(wire.fn_id)  # type: ignore[arg-type]
@@ -669,6 +683,7 @@ class NodeRuntime(ProcessPool):
             if w.task is not None and w.task.task_id == task_id:
                 self._finish_on_worker(w, None)
             return
+        self.record_run_time(task)
         self._finish_on_worker(w, task)
         if error is not None:
             if retryable and not task.cancelled and task.retries_left != 0:
@@ -687,6 +702,10 @@ class NodeRuntime(ProcessPool):
         self.release_task(task)
 
     def _finish_on_worker(self, w: WorkerProc, task: Task | None) -> None:
+        if self.next_queued(w):
+            self.dispatch()
+            return
+        self.leave_pipeline(w)
         if w.grant is not None:
             self.resources.release(w.grant)
             w.grant = None
@@ -872,7 +891,9 @@ class NodeRuntime(ProcessPool):
             self.fail_task(task, TaskCancelledError(f"task {task.name} was cancelled", task_id=task.task_id.hex()))
         elif task.state == RUNNING and task.worker is not None:
             task.cancelled = True
-            if force:
+            # A task queued behind another on its worker: killing the worker would end
+            # the other one too, and this one has not started: the worker drops it.
+            if force and task.worker.task is task:
                 task.force_cancelled = True
                 kill_worker(task.worker)
             else:
@@ -1075,6 +1096,7 @@ class NodeRuntime(ProcessPool):
 NodeRuntime._handlers = {
     P.READY: NodeRuntime._on_ready_msg,
     P.DONE: NodeRuntime._on_done,
+    P.RECALLED: NodeRuntime._on_recalled,
     P.GEN_ITEM: NodeRuntime._on_gen_item,
     P.SUBMIT: NodeRuntime._on_submit,
     P.ACTOR_SUBMIT: NodeRuntime._on_submit,

@@ -11,6 +11,7 @@ reaches a deserializer.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import socket
@@ -252,9 +253,14 @@ class ProcessPool:
             self.resources.release(w.grant)
             w.grant = None
         task = w.task
+        self.leave_pipeline(w)
+        queued, w.queued = list(w.queued), collections.deque()
         if task is not None and w.actor is None:
             w.task = None
             self._task_worker_died(task, w)
+        for later in queued:
+            # Tasks run in order and each DONE was read before the EOF: these never started.
+            self.requeue_unstarted(later, w)
         if w.actor is not None:
             self.actors.worker_died(w.actor, w)
         self.dispatch()
@@ -399,7 +405,7 @@ class ProcessPool:
         handlers = self._handlers
         for msg in msgs:
             handler = handlers.get(msg[0])
-            if handler is not None and msg[0] not in (P.READY, P.DONE, P.GEN_ITEM, P.HELLO):
+            if handler is not None and msg[0] not in (P.READY, P.DONE, P.GEN_ITEM, P.HELLO, P.RECALLED):
                 handler(self, w, msg)
         self.dispatch()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import socket
@@ -32,6 +33,8 @@ class WorkerProc:
     state: str = "starting"  # starting | idle | busy | actor | retiring | dead; hello | client for drivers
     known_functions: set[bytes] = field(default_factory=set)
     task: Any = None  # the task it runs (task workers)
+    queued: collections.deque[Any] = field(default_factory=collections.deque)  # sent behind ``task``
+    pipe_key: Any = None  # ready-queue key of the tasks it may take queued (None: none)
     actor: Any = None  # the actor it hosts (actor workers)
     grant: Grant | None = None
     blocked: int = 0  # requests it is blocked on (get/wait)

@@ -31,6 +31,7 @@ ACTOR_CALL = 3  # (ACTOR_CALL, task_id, method, args_payload, deps, return_ids, 
 REPLY = 4  # (REPLY, request_id, ok, result)
 CANCEL = 5  # (CANCEL, task_id, force)
 EXIT = 6  # (EXIT,)
+RECALL = 7  # (RECALL, [task_id, ...]): give back these queued tasks if they have not started
 
 # -- worker -> runtime -------------------------------------------------------
 DONE = 10  # (DONE, task_id, payloads|None, error_payload|None, app_error)
@@ -42,6 +43,7 @@ REFS = 15  # (REFS, [(object_id, delta), ...], [(actor_id, delta), ...])
 UNPIN = 16  # (UNPIN, [object_id, ...])
 PUT = 17  # (PUT, object_id, payload, contained_ids)
 READY = 18  # (READY, pid)
+RECALLED = 19  # (RECALLED, [task_id, ...]): the queued tasks given back (never started)
 HELLO = 20  # (HELLO, job_config): a connected driver's first message after the token handshake
 BLOB_BEGIN = 21  # (BLOB_BEGIN, blob_id, total_bytes): raw frames with the bytes follow (links only)
 BLOB_DATA = 22  # pseudo-message (BLOB_DATA, bytes) for a raw frame; never pickled

@@ -115,6 +115,7 @@ def _blocker(node: NodeRuntime, w: WorkerProc) -> tuple[Callable[[], None], Call
         w.blocked += 1
         if w.blocked == 1 and w.grant is not None and w.actor is None:
             node.resources.lend_cpu(w.grant)
+            node.recall_queued(w)
             node.dispatch()
 
     def unblock() -> None:

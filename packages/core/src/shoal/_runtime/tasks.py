@@ -37,6 +37,7 @@ class Task:
         "pinned",
         "queue_key",
         "retries_left",
+        "started",
         "state",
         "wire",
         "worker",
@@ -60,6 +61,7 @@ class Task:
         self.queue_key: Any = None
         self.name = wire.name
         self.forwarded_in = False  # sent here by another node: never sent on again
+        self.started = 0.0  # when its worker began it (time.monotonic)
 
     @property
     def task_id(self) -> bytes:

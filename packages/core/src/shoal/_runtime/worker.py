@@ -121,10 +121,37 @@ class Worker(RuntimeClient):
             asyncio.run_coroutine_threadsafe(self.run_async_call(msg), self.loop)
         elif kind == P.CANCEL:
             self.cancel(msg[1], msg[2])
+        elif kind == P.RECALL:
+            self.recall(msg[1])
         elif kind == P.EXIT:
             self.exiting = True
         else:
             self.work.append(msg)
+
+    def recall(self, task_ids: list[bytes]) -> None:
+        """Give back the queued tasks among ``task_ids`` that have not started (see pipeline.py)."""
+        wanted = set(task_ids)
+        given = []
+        for msg in list(self.work):
+            if msg[0] != P.EXEC or msg[1] not in wanted:
+                continue
+            try:
+                self.work.remove(msg)
+            except ValueError:  # the main thread has just taken it: it runs
+                continue
+            self._drop_exec(msg)
+            given.append(msg[1])
+        self.send((P.RECALLED, given))
+
+    def _drop_exec(self, msg: tuple[Any, ...]) -> None:
+        """Settle a task that will not run here: learn its function, release its pinned values."""
+        if msg[3] is not None:
+            self.function(msg[2], msg[3])  # the runtime now counts on us knowing it
+        if msg[4][0] == P.SHM:
+            self.unpin_later(msg[1])()
+        for dep_id, payload in msg[5]:
+            if payload[0] == P.SHM:
+                self.unpin_later(dep_id)()
 
     def cancel(self, task_id: bytes, force: bool) -> None:
         self.cancelled.add(task_id)
@@ -189,8 +216,8 @@ class Worker(RuntimeClient):
         kind = msg[0]
         if msg[1] in self.cancelled:
             self.cancelled.discard(msg[1])
-            if kind == P.EXEC and msg[3] is not None:
-                self.function(msg[2], msg[3])  # the runtime now counts on us knowing it
+            if kind == P.EXEC:
+                self._drop_exec(msg)
             err = TaskCancelledError(f"task {msg[8] if kind == P.EXEC else msg[-1]} was cancelled")
             self.send((P.DONE, msg[1], None, encode_error(err), False))
             return

@@ -10,6 +10,7 @@ session it checks again and fails the run if anything leaked (and cleans up).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,31 +92,38 @@ def shoal_backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--shoal-backend"))
 
 
-@pytest.fixture(scope="module")
-def shoal_runtime(shoal_backend_name: str) -> Iterator[Any]:
-    """A shoal runtime (2 CPUs) shared by the tests of a module, shut down after them.
+@contextlib.contextmanager
+def runtime(backend: str, num_cpus: int = 2) -> Iterator[Any]:
+    """A shoal runtime on ``backend`` with ``num_cpus`` CPUs, shut down on exit.
 
-    With ``--shoal-backend=cluster`` it is a one-node cluster of real processes on 127.0.0.1.
+    For ``cluster`` it is a one-node cluster of real processes on 127.0.0.1.
     """
     import shoal
 
     if shoal.is_initialized():
         shoal.shutdown()
-    if shoal_backend_name == "cluster":
+    if backend == "cluster":
         from shoal.testing.cluster import Cluster
 
         cluster = Cluster()
         try:
-            cluster.add_node(num_cpus=2)
+            cluster.add_node(num_cpus=num_cpus)
             yield cluster.connect()
         finally:
             cluster.shutdown()
         return
-    info = shoal.init(backend=shoal_backend_name, num_cpus=2)
+    info = shoal.init(backend=backend, num_cpus=num_cpus)
     try:
         yield info
     finally:
         shoal.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shoal_runtime(shoal_backend_name: str) -> Iterator[Any]:
+    """A shoal runtime (2 CPUs) shared by the tests of a module, shut down after them (see :func:`runtime`)."""
+    with runtime(shoal_backend_name) as info:
+        yield info
 
 
 @pytest.fixture
