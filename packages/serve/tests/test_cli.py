@@ -182,6 +182,18 @@ def test_run_blocking_waits_until_ctrl_c_and_lets_the_interrupt_through(tmp_path
 def test_cli_errors_are_clear(tmp_path, free_port) -> None:
     missing = shoal_cli("serve", "status", "--address", f"http://127.0.0.1:{free_port}", cwd=str(tmp_path))
     assert missing.returncode == 1 and "no serve is running" in missing.stderr
+    # The same with a token left behind by a serve that was killed on that port.
+    from shoal.serve._controller import token_path
+
+    stale = token_path(free_port)
+    os.makedirs(os.path.dirname(stale), mode=0o700, exist_ok=True)
+    with open(stale, "w") as f:
+        f.write("left-over")
+    try:
+        missing = shoal_cli("serve", "status", "--address", f"http://127.0.0.1:{free_port}", cwd=str(tmp_path))
+    finally:
+        os.unlink(stale)
+    assert missing.returncode == 1 and "no serve is running" in missing.stderr, missing.stderr
     (tmp_path / "bad.yaml").write_text("applications:\n  - name: x\n")
     bad = shoal_cli("serve", "deploy", "bad.yaml", "--address", f"http://127.0.0.1:{free_port}", cwd=str(tmp_path))
     assert bad.returncode == 1 and "import_path" in bad.stderr

@@ -163,6 +163,11 @@ def _request(address: str, method: str, path: str, body: Any = None, timeout: fl
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
         raise RuntimeError(f"serve answered {e.code}: {e.read().decode(errors='replace')}") from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ConnectionRefusedError):
+            # A token left by a serve that was killed: nothing listens on the port any more.
+            raise ConnectionError(f"no serve is running at {address} (nothing listens there)") from None
+        raise
 
 
 def _alive(address: str) -> bool:
