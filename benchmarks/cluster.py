@@ -82,17 +82,20 @@ def _workload(engine: Any, head_resources: Any) -> dict[str, float]:
     def make(n: int) -> Any:
         return np.ones(n, dtype=np.uint8)
 
+    def best_rate(call: Any, n: int = 2000, rounds: int = 3) -> float:
+        # Best of a few rounds: one round lasts well under a second on either engine.
+        best = 0.0
+        for _ in range(rounds):
+            t = time.perf_counter()
+            engine.get([call() for _ in range(n)])
+            best = max(best, n / (time.perf_counter() - t))
+        return best
+
     engine.get([far.remote() for _ in range(50)])
-    n = 2000
-    t = time.perf_counter()
-    engine.get([far.remote() for _ in range(n)])
-    out["cross_node_tasks_per_s"] = n / (time.perf_counter() - t)
+    out["cross_node_tasks_per_s"] = best_rate(far.remote)
     a = FarActor.remote()
     engine.get(a.small.remote())
-    n = 2000
-    t = time.perf_counter()
-    engine.get([a.small.remote() for _ in range(n)])
-    out["cross_node_actor_calls_per_s"] = n / (time.perf_counter() - t)
+    out["cross_node_actor_calls_per_s"] = best_rate(a.small.remote)
     t = time.perf_counter()
     for _ in range(200):
         engine.get(a.small.remote())
