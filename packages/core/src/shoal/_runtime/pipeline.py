@@ -33,6 +33,7 @@ PIPELINE_DEPTH = 2
 #: A function's tasks are queued on busy workers only while its runs average less than this.
 PIPELINE_MAX_S = 0.005
 _EWMA = 0.2  # weight of the latest run in a function's average
+_MAX_FUNCTIONS = 4096  # run-time averages kept (programs that make functions on the fly)
 
 
 class Pipelining:
@@ -100,6 +101,8 @@ class Pipelining:
             return
         took = time.monotonic() - task.started
         avg = self.fn_time.get(fn_id)
+        if avg is None and len(self.fn_time) >= _MAX_FUNCTIONS:
+            del self.fn_time[next(iter(self.fn_time))]  # the oldest entry
         self.fn_time[fn_id] = took if avg is None else avg + _EWMA * (took - avg)
 
     def next_queued(self: NodeRuntime, w: WorkerProc) -> bool:

@@ -101,6 +101,7 @@ class Worker(RuntimeClient):
         self.semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
+        self.recalled: list[bytes] = []  # queued tasks given back, not yet reported
         self.main_cancel = False
         self.interruptible = False  # the main thread is in user code (a cancel may interrupt it)
         self.retry_types: dict[bytes, tuple[type[BaseException], ...]] = {}
@@ -141,7 +142,25 @@ class Worker(RuntimeClient):
                 continue
             self._drop_exec(msg)
             given.append(msg[1])
-        self.send((P.RECALLED, given))
+        if not given:
+            return
+        self.recalled.extend(given)
+        # This may run in the SIGINT handler, on top of a send of this thread: never wait for
+        # the send lock here; what cannot go now goes with the next send or flush.
+        if self.send_lock.acquire(blocking=False):
+            try:
+                data = self._pending_bookkeeping()
+                if data:
+                    self.conn.send_bytes(data)
+            finally:
+                self.send_lock.release()
+
+    def _pending_bookkeeping(self) -> bytes:
+        out = super()._pending_bookkeeping()
+        if self.recalled:
+            given, self.recalled = self.recalled, []
+            out += P.encode((P.RECALLED, given))
+        return out
 
     def _drop_exec(self, msg: tuple[Any, ...]) -> None:
         """Settle a task that will not run here: learn its function, release its pinned values."""
