@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from shoal.data._numpy_arrow import to_arrow, to_numpy
+from shoal.data._numpy_arrow import binary_array, to_arrow, to_numpy
 
 NUMERIC = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"]
 
@@ -75,7 +76,7 @@ def test_nulls_follow_pyarrow() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_numpy_pipelines_do_not_load_pandas() -> None:
+def test_numpy_pipelines_do_not_load_pandas(tmp_path: Path) -> None:
     # About 40 MB per process: workers of numpy / Arrow pipelines must not pay it.
     script = textwrap.dedent(
         """
@@ -90,6 +91,8 @@ def test_numpy_pipelines_do_not_load_pandas() -> None:
             rows += len(batch["id"])
         assert rows == 10_000
         assert sd.range(1000).random_shuffle(seed=1).sort("id").take(3) == [{"id": 0}, {"id": 1}, {"id": 2}]
+        ds.write_parquet(sys.argv[1])
+        assert sd.read_parquet(sys.argv[1]).sum("id") == 2 * sum(range(10_000))
 
         @shoal.remote
         def has_pandas():
@@ -99,7 +102,9 @@ def test_numpy_pipelines_do_not_load_pandas() -> None:
         shoal.shutdown()
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "parquet")], capture_output=True, text=True, timeout=100
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[False]", "False"], out.stdout
 
@@ -110,3 +115,10 @@ def test_masks_become_nulls() -> None:
     assert to_arrow(values, mask=mask).to_pylist() == [1.5, None, 3.5]
     assert to_arrow(values, mask=np.zeros(3, dtype=bool)).null_count == 0
     assert to_arrow(np.array([True, False]), mask=np.array([True, False])).to_pylist() == [None, False]
+
+
+def test_binary_arrays() -> None:
+    values = [b"", b"abc", b"\x00\xff", b"z" * 1000]
+    arr = binary_array(values)
+    assert arr.equals(pa.array(values, pa.binary()))
+    assert binary_array([]).to_pylist() == []

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["to_arrow", "to_numpy"]
+__all__ = ["to_arrow", "to_numpy", "binary_array"]
 
 # The numpy dtypes whose bytes Arrow reads as they are (native byte order).
 _KINDS = frozenset("iuf")
@@ -36,6 +36,14 @@ def to_arrow(values: Any, type: pa.DataType | None = None, mask: np.ndarray | No
             bits = np.packbits(values, bitorder="little")
             return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)])
     return pa.array(values, type, mask=mask)
+
+
+def binary_array(values: list[bytes]) -> pa.Array:
+    """``pa.array(values, pa.binary())`` for a list of bytes, built from offsets and data."""
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum([len(v) for v in values], out=offsets[1:])
+    data = pa.py_buffer(b"".join(values))
+    return pa.Array.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), data])
 
 
 def _chunk_to_numpy(chunk: pa.Array) -> np.ndarray | None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from shoal.data import _convert
 from shoal.data._aggops import iter_groups
 from shoal.data._batching import iter_batches
+from shoal.data._numpy_arrow import binary_array, to_arrow
 from shoal.data.datasource import Datasink, TaskContext
 
 __all__ = [
@@ -370,9 +371,9 @@ class WriteTransform(MapTransform):
         result = self.datasink.write(iter(blocks_list), TaskContext(ctx.task_idx, self.name))
         yield pa.table(
             {
-                "num_rows": pa.array([rows], pa.int64()),
-                "size_bytes": pa.array([size], pa.int64()),
-                "write_return": pa.array([pickle.dumps(result)], pa.binary()),
+                "num_rows": to_arrow(np.array([rows], dtype=np.int64)),
+                "size_bytes": to_arrow(np.array([size], dtype=np.int64)),
+                "write_return": binary_array([pickle.dumps(result)]),
             }
         )
 
