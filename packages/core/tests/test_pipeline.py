@@ -113,3 +113,18 @@ def test_short_tasks_are_queued_on_the_busy_worker(one_cpu: None) -> None:
     with node.lock:
         assert all(not w.queued for w in node.workers.values())
     assert shoal.get([first, *rest], timeout=30) == ["b", 0, 1]
+
+
+@pytest.mark.timeout(60)
+def test_tasks_queued_behind_a_long_one_move_to_a_free_worker(shoal_backend_name: str) -> None:
+    # Two CPUs: one queued task lands behind each running one. When the short one ends,
+    # the task queued behind the long one is taken back and runs on the free worker.
+    with runtime(shoal_backend_name, num_cpus=2):
+        _warm()
+        long_one = step.remote("long", 2.0)
+        short_one = step.remote("short", 0.3)
+        queued = [step.remote(i) for i in range(2)]
+        ready, _ = shoal.wait(queued, num_returns=2, timeout=1.5)
+        assert len(ready) == 2
+        assert shoal.get(queued) == [0, 1]
+        assert shoal.get([short_one, long_one], timeout=30) == ["short", "long"]

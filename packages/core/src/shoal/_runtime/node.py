@@ -705,6 +705,7 @@ class NodeRuntime(ProcessPool, Pipelining):
         if self.next_queued(w):
             self.dispatch()
             return
+        self.steal_for_idle(w)
         self.leave_pipeline(w)
         if w.grant is not None:
             self.resources.release(w.grant)

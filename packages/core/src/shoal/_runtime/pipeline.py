@@ -9,11 +9,14 @@ resources its predecessor held (as Ray runs tasks on a leased worker). Only
 functions whose recent runs were short are queued this way, at most
 ``PIPELINE_DEPTH`` per worker, so a long task holds back little. A worker
 that blocks in ``get``/``wait`` gives its queued tasks back (RECALL /
-RECALLED): one of them may be what it waits for.
+RECALLED): one of them may be what it waits for; so does a worker whose task
+runs long when another worker of the kind goes idle (work stealing).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ PIPELINE_DEPTH = 2
 #: A function's tasks are queued on busy workers only while its runs average less than this.
 PIPELINE_MAX_S = 0.005
 _EWMA = 0.2  # weight of the latest run in a function's average
+_STUCK_S = 10 * PIPELINE_MAX_S  # a task running this long holds its queued tasks back: steal them
 _MAX_FUNCTIONS = 4096  # run-time averages kept (programs that make functions on the fly)
 
 
@@ -52,11 +56,12 @@ class Pipelining:
         if not workers or not self.pipelinable(task):
             return None
         best = None
+        now = time.monotonic()
         for w in workers:
             if w.blocked or w.retire or w.state != "busy" or len(w.queued) >= PIPELINE_DEPTH:
                 continue
-            # Nothing waits behind a task that is not short itself.
-            if w.task is None or not self.pipelinable(w.task):
+            # Nothing waits behind a task that is not short itself (on average, and this time).
+            if w.task is None or not self.pipelinable(w.task) or now - w.task.started > _STUCK_S:
                 continue
             if best is None or len(w.queued) < len(best.queued):
                 best = w
@@ -120,10 +125,35 @@ class Pipelining:
         self.began(task, w)
         return True
 
-    def recall_queued(self: NodeRuntime, w: WorkerProc) -> None:
-        """``w`` blocks: ask for its queued tasks back (those it has not started)."""
-        if w.queued:
-            w.conn.send((P.RECALL, [t.task_id for t in w.queued]))
+    def steal_for_idle(self: NodeRuntime, idle: WorkerProc) -> None:
+        """``idle`` has nothing to run: take back tasks queued behind a task that turned out long.
+
+        Queued tasks were expected to wait a few milliseconds; one whose predecessor has run
+        much longer than that would otherwise wait for it while a CPU is free.
+        """
+        workers = self.pipe_workers.get(idle.pipe_key)
+        if not workers:
+            return
+        now = time.monotonic()
+        for w in workers:
+            if w is not idle and w.queued and w.task is not None and now - w.task.started > _STUCK_S:
+                self.recall_queued(w, wake=True)
+
+    def recall_queued(self: NodeRuntime, w: WorkerProc, wake: bool = False) -> None:
+        """Ask ``w`` for its queued tasks back (those it has not started).
+
+        A worker blocked in ``get`` reads the request at once; one running user code
+        reads it only when signalled, as for a cancel (``wake``).
+        """
+        if not w.queued:
+            return
+        w.conn.send((P.RECALL, [t.task_id for t in w.queued]))
+        if wake:
+            w.conn.flush()  # the message must be there before the signal that makes the worker read it
+            try:
+                os.kill(w.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def _on_recalled(self: NodeRuntime, w: WorkerProc, msg: tuple[Any, ...]) -> None:
         if w.kind != "worker":
