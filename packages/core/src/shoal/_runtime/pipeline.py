@@ -136,7 +136,10 @@ class Pipelining:
             return
         now = time.monotonic()
         for w in workers:
-            if w is not idle and w.queued and w.task is not None and now - w.task.started > _STUCK_S:
+            if w is idle or not w.queued or w.task is None or now - w.task.started <= _STUCK_S:
+                continue
+            if now - w.woken_at > _STUCK_S:  # one signal at a time: it may be slow to answer
+                w.woken_at = now
                 self.recall_queued(w, wake=True)
 
     def recall_queued(self: NodeRuntime, w: WorkerProc, wake: bool = False) -> None:

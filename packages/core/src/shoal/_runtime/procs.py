@@ -35,6 +35,7 @@ class WorkerProc:
     task: Any = None  # the task it runs (task workers)
     queued: collections.deque[Any] = field(default_factory=collections.deque)  # sent behind ``task``
     pipe_key: Any = None  # ready-queue key of the tasks it may take queued (None: none)
+    woken_at: float = 0.0  # when it was last signalled to give queued tasks back
     actor: Any = None  # the actor it hosts (actor workers)
     grant: Grant | None = None
     blocked: int = 0  # requests it is blocked on (get/wait)
