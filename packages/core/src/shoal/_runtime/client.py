@@ -69,11 +69,16 @@ class RuntimeClient:
         with self.send_lock:
             self.conn.send_bytes(self._pending_bookkeeping() + P.encode(msg))
 
-    def flush(self) -> None:
-        data = self._pending_bookkeeping()
-        if data:
-            with self.send_lock:
+    def flush(self, wait: bool = True) -> None:
+        """Send the pending bookkeeping; with ``wait=False`` only if the send lock is free now."""
+        if not self.send_lock.acquire(blocking=wait):
+            return  # it goes with the next send or flush
+        try:
+            data = self._pending_bookkeeping()
+            if data:
                 self.conn.send_bytes(data)
+        finally:
+            self.send_lock.release()
 
     # -- reference tracking (called by ObjectRef from any thread) ----------
 

@@ -20,7 +20,6 @@ import os
 import pickle
 import select
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -32,7 +31,7 @@ from shoal._runtime.actors import ActorManager
 from shoal._runtime.objects import REMOTE, ObjectTable
 from shoal._runtime.pipeline import Pipelining
 from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
-from shoal._runtime.procs import WorkerProc, kill_worker
+from shoal._runtime.procs import WorkerProc, kill_worker, send_and_wake
 from shoal._runtime.resources import Grant, NodeResources
 from shoal._runtime.store import SharedMemoryStore
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
@@ -60,12 +59,7 @@ def placement_of(sched: tuple[Any, ...] | None) -> tuple[bytes | None, bool]:
 
 def interrupt(w: WorkerProc, task_id: bytes) -> None:
     """Tell a worker to cancel a task, and wake its main thread if it is busy running one."""
-    w.conn.send((P.CANCEL, task_id, False))
-    w.conn.flush()  # the message must be there before the signal that makes the worker read it
-    try:
-        os.kill(w.pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
+    send_and_wake(w, (P.CANCEL, task_id, False))
 
 
 class NodeRuntime(ProcessPool, Pipelining):

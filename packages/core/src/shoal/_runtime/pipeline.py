@@ -15,13 +15,11 @@ runs long when another worker of the kind goes idle (work stealing).
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
-from shoal._runtime.procs import WorkerProc
+from shoal._runtime.procs import WorkerProc, send_and_wake
 from shoal._runtime.tasks import RUNNING, Task
 from shoal._runtime.wire import STREAM, TASK
 from shoal.exceptions import TaskCancelledError
@@ -150,13 +148,11 @@ class Pipelining:
         """
         if not w.queued:
             return
-        w.conn.send((P.RECALL, [t.task_id for t in w.queued]))
+        msg = (P.RECALL, [t.task_id for t in w.queued])
         if wake:
-            w.conn.flush()  # the message must be there before the signal that makes the worker read it
-            try:
-                os.kill(w.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            send_and_wake(w, msg)
+        else:
+            w.conn.send(msg)
 
     def _on_recalled(self: NodeRuntime, w: WorkerProc, msg: tuple[Any, ...]) -> None:
         if w.kind != "worker":

@@ -118,6 +118,16 @@ def spawn_worker(
     return WorkerProc(worker_id, proc, NonBlockingConnection(parent_sock), env_key), parent_sock
 
 
+def send_and_wake(w: WorkerProc, msg: tuple[Any, ...]) -> None:
+    """Send ``msg`` and signal the worker, whose main thread reads messages only then when busy."""
+    w.conn.send(msg)
+    w.conn.flush()  # the message must be there before the signal that makes the worker read it
+    try:
+        os.kill(w.pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+
+
 def kill_worker(w: WorkerProc, sig: int = signal.SIGKILL) -> None:
     if w.proc is None:
         return

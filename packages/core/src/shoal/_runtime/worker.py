@@ -145,15 +145,9 @@ class Worker(RuntimeClient):
         if not given:
             return
         self.recalled.extend(given)
-        # This may run in the SIGINT handler, on top of a send of this thread: never wait for
-        # the send lock here; what cannot go now goes with the next send or flush.
-        if self.send_lock.acquire(blocking=False):
-            try:
-                data = self._pending_bookkeeping()
-                if data:
-                    self.conn.send_bytes(data)
-            finally:
-                self.send_lock.release()
+        # This may run in the SIGINT handler, on top of a send of this thread: never wait
+        # for the send lock here.
+        self.flush(wait=False)
 
     def _pending_bookkeeping(self) -> bytes:
         out = super()._pending_bookkeeping()

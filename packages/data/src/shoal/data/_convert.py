@@ -66,8 +66,6 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array, *, writable: bool = False) 
         else:
             parts = [c.to_numpy_ndarray() for c in chunks]
             arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    elif len(chunks) == 1:
-        arr = to_numpy(chunks[0])
     elif not chunks:
         arr = np.empty(0, dtype=_numpy_dtype(col.type))
     else:

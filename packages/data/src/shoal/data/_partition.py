@@ -88,9 +88,7 @@ def sort_table(table: pa.Table, key: SortKey, *, presorted_runs: bool = False) -
 
 def _key_values(col: pa.ChunkedArray) -> np.ndarray:
     """Non-null values of a key column as a numpy array usable with searchsorted."""
-    values = col.drop_null() if col.null_count else col
-    arr = to_numpy(values)
-    return arr
+    return to_numpy(col.drop_null() if col.null_count else col)
 
 
 def sample_keys(table: pa.Table, column: str, n: int, seed: int | None = None) -> np.ndarray:
