@@ -93,6 +93,11 @@ def test_numpy_pipelines_do_not_load_pandas(tmp_path: Path) -> None:
         assert sd.range(1000).random_shuffle(seed=1).sort("id").take(3) == [{"id": 0}, {"id": 1}, {"id": 2}]
         ds.write_parquet(sys.argv[1])
         assert sd.read_parquet(sys.argv[1]).sum("id") == 2 * sum(range(10_000))
+        grouped = ds.map_batches(lambda b: {"k": b["id"] % 3, "v": b["id"]}).groupby("k")
+        sums = grouped.sum("v").take_all()
+        assert [r["k"] for r in sums] == [0, 1, 2]
+        assert sum(r["sum(v)"] for r in sums) == 2 * sum(range(10_000))
+        assert [r["mean(v)"] for r in grouped.mean("v").take_all()][0] > 0
 
         @shoal.remote
         def has_pandas():

@@ -49,6 +49,11 @@ def _malloc_trim() -> None:
             _libc = False
     if _libc:
         _libc.malloc_trim(0)
+    # Arrow's allocator (mimalloc) likewise keeps freed pages until its next call, which an
+    # idle worker does not make. Imported by the task, never by this module.
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
 
 
 _libc: Any = None

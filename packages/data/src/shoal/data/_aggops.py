@@ -3,8 +3,8 @@
 ``partial_aggregate`` turns a block into one row per group holding each
 aggregation's partial state; ``merge_aggregate`` combines partial rows of
 the same group (from many blocks) into the final values, sorted by key.
-Built-in aggregations are vectorized (Arrow hash aggregation, numpy
-``bincount``); :class:`~shoal.data.aggregate.AggregateFn` runs per group.
+Built-in aggregations are vectorized (numpy over group ids, else Arrow's
+hash aggregation); :class:`~shoal.data.aggregate.AggregateFn` runs per group.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shoal.data import _hashagg
 from shoal.data._convert import array_from_values, concat_blocks, rows_of
 from shoal.data._numpy_arrow import to_arrow, to_numpy
 from shoal.data._partition import SortKey, sort_table
@@ -41,6 +42,9 @@ def _group_by(table: pa.Table, keys: Sequence[str], specs: list[tuple[Any, str, 
     """
     if not keys:
         return _aggregate_all(table, specs)
+    out = _hashagg.group_by(table, keys, specs, ordered)
+    if out is not None:
+        return out
     out = table.group_by(list(keys), use_threads=not ordered).aggregate([_spec_tuple(c, f, o) for c, f, o, _ in specs])
     return out.rename_columns([*keys, *[name for *_, name in specs]])
 

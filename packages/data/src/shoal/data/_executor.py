@@ -16,6 +16,8 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
+import pyarrow as pa
+
 import shoal
 from shoal.data._operators import (
     ActorPoolMapOperator,
@@ -59,6 +61,9 @@ class StreamingExecutor(Iterator[RefMeta]):
         self._ops = ops  # topological order, the last is the output
         self._final = ops[-1]
         self._ctx = ctx
+        # The work runs in workers: Arrow memory this process freed before (building the input,
+        # say) would otherwise stay with its allocator for the whole run, unused.
+        pa.default_memory_pool().release_unused()
         self._out: deque[RefMeta] = deque()
         self._budget = memory_budget(ctx)
         self._closed = False

@@ -55,7 +55,16 @@ class ParquetDatasource(FileBasedDatasource):
         return filesystem.open_input_file(path)
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
-        yield pq.ParquetFile(f, **self._arrow_args).read(columns=self._columns)
+        yield from self._row_groups(pq.ParquetFile(f, **self._arrow_args), None)
+
+    def _row_groups(self, pf: pq.ParquetFile, groups: list[int] | None) -> Iterator[pa.Table]:
+        """The row groups one by one: a fused transform downstream frees each before the next
+        is decoded, where reading the whole file would hold all of them at once."""
+        if pf.metadata.num_row_groups == 0:
+            yield pf.read(columns=self._columns)
+            return
+        for g in range(pf.metadata.num_row_groups) if groups is None else groups:
+            yield pf.read_row_group(g, columns=self._columns)
 
     def supports_projection_pushdown(self) -> bool:
         return True
@@ -97,14 +106,10 @@ class ParquetDatasource(FileBasedDatasource):
     def _read_pieces(self, pieces: list[tuple[str, list[int] | None]]) -> Iterator[pa.Table]:
         for path, groups in pieces:
             with self._filesystem.open_input_file(path) as f:
-                pf = pq.ParquetFile(f, **self._arrow_args)
-                if groups is None:
-                    table = pf.read(columns=self._columns)
-                else:
-                    table = pf.read_row_groups(groups, columns=self._columns)
-            if self._include_paths:
-                table = table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
-            yield table
+                for table in self._row_groups(pq.ParquetFile(f, **self._arrow_args), groups):
+                    if self._include_paths:
+                        table = table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
+                    yield table
 
     def get_read_tasks(self, parallelism: int) -> list[ReadTask]:
         footers = self._load_footers()
