@@ -38,17 +38,38 @@ from shoal.exceptions import AsyncioActorExit, TaskCancelledError
 
 _FN_CACHE_MAX = 1024
 _TRIM_AFTER_S = 0.02  # tasks longer than this give their freed heap back to the system
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 
-def _malloc_trim() -> None:
+def _glibc() -> Any:
     global _libc
     if _libc is None:
         try:
             _libc = ctypes.CDLL("libc.so.6")
         except OSError:
             _libc = False
-    if _libc:
-        _libc.malloc_trim(0)
+    return _libc
+
+
+def _keep_freed_heap() -> None:
+    """Let glibc reuse freed blocks of up to 32 MB instead of returning each to the system.
+
+    By default an array of a few MB is mapped fresh and unmapped on free, so a worker
+    running many short tasks page-faults its way through every output (measured: about
+    600 faults per 4 MB block, a third of the task's time). What is kept goes back after
+    any task longer than ``_TRIM_AFTER_S`` (:func:`_malloc_trim`).
+    """
+    libc = _glibc()
+    if libc:
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
+def _malloc_trim() -> None:
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)
     # Arrow's allocator (mimalloc) likewise keeps freed pages until its next call, which an
     # idle worker does not make. Imported by the task, never by this module.
     pyarrow = sys.modules.get("pyarrow")
@@ -585,6 +606,7 @@ def main() -> None:
     if parent and not P.pid_alive(parent):
         os._exit(0)
     sock = socket.socket(fileno=fd)
+    _keep_freed_heap()
     spin_us = int(os.environ.get("SHOAL_WORKER_SPIN_US", "200"))
     worker = Worker(sock, spin_us)
     signal.signal(signal.SIGINT, worker.on_sigint)
