@@ -32,6 +32,7 @@ from shoal._runtime.objects import REMOTE, ObjectTable
 from shoal._runtime.pipeline import Pipelining
 from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
 from shoal._runtime.procs import WorkerProc, kill_worker, send_and_wake
+from shoal._runtime.requests import handle_request
 from shoal._runtime.resources import Grant, NodeResources
 from shoal._runtime.store import SharedMemoryStore
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
@@ -934,10 +935,11 @@ class NodeRuntime(ProcessPool, Pipelining):
             self.objects.unpin(object_id)
 
     def _on_submit(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
+        wire = TaskWire._make(msg[1])  # sent as a plain tuple (cheaper to pickle)
         if len(msg) > 2 and w.kind == "peer":
-            self.submit_from_peer(w, msg[1], msg[2])
+            self.submit_from_peer(w, wire, msg[2])
         else:
-            self.submit(msg[1], w.worker_id, None)
+            self.submit(wire, w.worker_id, None)
 
     def submit_from_peer(self, w: WorkerProc, wire: Any, extra: dict[str, Any]) -> None:
         """A task or actor call forwarded by the peer node behind ``w``."""
@@ -954,8 +956,6 @@ class NodeRuntime(ProcessPool, Pipelining):
             self.store_result(w.worker_id, object_id, payload, contained)
 
     def _on_request(self, w: WorkerProc, msg: tuple[Any, ...]) -> None:
-        from shoal._runtime.requests import handle_request
-
         handle_request(self, w, msg[1], msg[2], msg[3])
 
     def reply(self, w: WorkerProc, req_id: int, ok: bool, result: Any) -> None:

@@ -87,7 +87,8 @@ class ObjectTable:
         if waiters:
             for w in waiters:
                 w()
-        if obj.count <= 0 and obj.pins <= 0:
+        # A waiter may have dropped the last ref (and freed it) already.
+        if obj.count <= 0 and obj.pins <= 0 and self.objects.get(object_id) is obj:
             self._free(object_id, obj)
 
     def attach_alloc(self, object_id: bytes, alloc: Allocation) -> None:

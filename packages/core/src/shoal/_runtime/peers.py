@@ -224,7 +224,9 @@ class PeerManager:
             args = self.portable(task.args_id, link.conn)
         fn_bytes = node.functions.get(wire.fn_id) if wire.fn_id is not None else None
         sent = wire._replace(args=args, fn_bytes=fn_bytes, parent=None)
-        extra = {"job": self._job_info(task), "locations": self._locations(wire.contained, wire.handles)}
+        extra: dict[str, Any] = {"job": self._job_info(task)}
+        if wire.contained or wire.handles:
+            extra["locations"] = self._locations(wire.contained, wire.handles)
         task.state = RUNNING
         self.forwarded[task.task_id] = (task, node_id)
         if wire.kind == CREATE:
@@ -233,11 +235,13 @@ class PeerManager:
             return
         if wire.kind != CALL:
             self._reserve(node_id, wire.resources, +1)
+        # A plain tuple: pickling the named tuple runs Python code at both ends, per call.
         if wire.num_returns == STREAM:
-            link.send((P.ACTOR_SUBMIT if wire.kind == CALL else P.SUBMIT, sent, extra))
+            link.send((P.ACTOR_SUBMIT if wire.kind == CALL else P.SUBMIT, tuple(sent), extra))
         else:
-            # One message submits and asks for the results, which come back as soon as they exist.
-            link.request("submit_and_get", (sent, extra), lambda ok, r: self._results(task, node_id, ok, r))
+            # One message submits and asks for the results, which come back as soon as they exist
+            # (the other node drops its copies once it has sent them).
+            link.request("submit_and_get", (tuple(sent), extra), lambda ok, r: self._results(task, node_id, ok, r))
         for dep in dict.fromkeys(wire.deps):
             link.send((P.REFS, [(dep, -1)], []))
         if wire.num_returns == STREAM:
@@ -251,11 +255,8 @@ class PeerManager:
         if not ok:
             self._forward_failed(task, node_id, result)
             return
-        link = self.links.get(node_id)
         for rid, (payload, contained) in zip(task.wire.return_ids, result, strict=True):
             self.store_pulled(rid, payload, contained, node_id)
-        if link is not None and not link.closed:
-            link.send((P.REFS, [(rid, -1) for rid in task.wire.return_ids], []))
         node.release_task(task)
 
     def _follow_stream(self, task: Task, node_id: str, index: int) -> None:
@@ -424,13 +425,15 @@ class PeerManager:
         job_id = None
         job = extra.get("job")
         if job is not None:
-            from shoal._runtime.pool import Job
-
             job_id, namespace, renv = job
             if job_id not in node.jobs:
+                from shoal._runtime.pool import Job
+
                 node.jobs[job_id] = Job(job_id, namespace, dict(renv or {}))
         me = node.node_id
-        locations = extra.get("locations") or {}
+        locations = extra.get("locations")
+        if not locations:
+            return job_id
         for oid, where in locations.get("objects", {}).items():
             if where == me or oid in node.objects.objects:
                 continue

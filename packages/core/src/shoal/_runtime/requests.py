@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
 from shoal._runtime.values import encode_error
+from shoal._runtime.wire import TaskWire
 from shoal.exceptions import ObjectLostError, ShoalError
 
 if TYPE_CHECKING:
@@ -108,6 +109,37 @@ def _portable_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tu
     return out
 
 
+def _submit_and_get(node: NodeRuntime, w: WorkerProc, args: Any, reply: Callable[[Any], None]) -> None:
+    """From a peer node: run a task or actor call, and send its results back once they exist."""
+    wire, extra = args
+    wire = TaskWire._make(wire)
+    node.submit_from_peer(w, wire, extra)
+    ids = wire.return_ids
+    objects = node.objects
+
+    def send_results() -> None:
+        reply(_portable_for(node, w, ids))
+        # The results went whole (inline, or as raw frames pinned until written), so the
+        # peer's hold on them ends here rather than with a message of its own.
+        node._on_refs(w, (P.REFS, [(i, -1) for i in ids], []))
+
+    # The return objects were made here by the submit: none is remote, so no pulls.
+    pending = [i for i in ids if i in objects.objects and not objects.is_ready(i)]
+    if not pending:
+        send_results()
+        return
+    left = len(pending)
+
+    def arrived() -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            send_results()
+
+    for oid in pending:
+        objects.add_waiter(oid, arrived)
+
+
 def _blocker(node: NodeRuntime, w: WorkerProc) -> tuple[Callable[[], None], Callable[[], None]]:
     """Lend a blocked task's CPU to others, and take it back when it runs again."""
 
@@ -133,7 +165,9 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
         node.reply(w, req_id, True, result)
 
     try:
-        if op == "alloc":
+        if op == "submit_and_get":  # first: one per task or actor call forwarded by a peer node
+            _submit_and_get(node, w, args, reply)
+        elif op == "alloc":
             reply(node.allocate_for_worker(w, args))
         elif op == "get":
             ids, timeout = args
@@ -197,12 +231,6 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             node.generator_release(*args)
         elif op == "reserve_bundles":
             reply(node.actors.reserve_part(*args))
-        elif op == "submit_and_get":
-            # From a peer node: run a task or actor call, and send its results back once they exist.
-            wire, extra = args
-            node.submit_from_peer(w, wire, extra)
-            ids = list(wire.return_ids)
-            wait_for_objects(node, ids, len(set(ids)), None, lambda ok: reply(_portable_for(node, w, ids)))
         elif op == "get_with_refs":
             # From a peer node: values as bytes, and a hold for the peer on each nested ref.
             ids, timeout = args

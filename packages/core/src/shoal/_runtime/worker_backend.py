@@ -75,7 +75,7 @@ class WorkerBackend(Backend):
         wire = task_wire(spec, self._max_inline, self._w.allocate, parent, pg, first)
         self._sent_functions.add(fn_id)
         refs = self._refs(wire.return_ids)
-        self._w.send((P.SUBMIT, wire))
+        self._w.send((P.SUBMIT, tuple(wire)))
         if wire.num_returns == STREAM:
             return ObjectRefGenerator(wire.task_id, self)
         return refs
@@ -91,7 +91,7 @@ class WorkerBackend(Backend):
         parent, _ = self._parent()
         wire = call_wire(spec, "", self._max_inline, self._w.allocate, parent)
         refs = self._refs(wire.return_ids)
-        self._w.send((P.ACTOR_SUBMIT, wire))
+        self._w.send((P.ACTOR_SUBMIT, tuple(wire)))
         if wire.num_returns == STREAM:
             return ObjectRefGenerator(wire.task_id, self)
         return refs
