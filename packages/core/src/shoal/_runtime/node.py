@@ -34,7 +34,7 @@ from shoal._runtime.pool import MAX_STARTING, Job, ProcessPool
 from shoal._runtime.procs import WorkerProc, kill_worker, send_and_wake
 from shoal._runtime.requests import handle_request
 from shoal._runtime.resources import Grant, NodeResources
-from shoal._runtime.store import SharedMemoryStore
+from shoal._runtime.store import SharedMemoryStore, layout_size, write_into
 from shoal._runtime.tasks import DRIVER, FINISHED, READY, RUNNING, WAITING, Generator, Task
 from shoal._runtime.values import encode_error, payload_size
 from shoal._runtime.wire import CALL, CREATE, STREAM, TaskWire
@@ -1054,9 +1054,6 @@ class NodeRuntime(ProcessPool, Pipelining):
 
     def store_local(self, object_id: bytes, payload: tuple[Any, ...], contained: list[bytes] | None) -> None:
         """Keep a value that came from elsewhere, moving large bytes into shared memory."""
-        from shoal._runtime.store import layout_size, write_into
-        from shoal._runtime.values import payload_size
-
         alloc = None
         if payload[0] == P.BLOB:
             payload, alloc = self.resolve_blob(payload)

@@ -36,6 +36,7 @@ __all__ = ["PeerManager", "REMOTE"]
 log = logging.getLogger("shoal.peers")
 
 _PIPELINE = 4  # tasks a busy node may have queued per CPU
+_NOTHING: dict[str, float] = {}
 
 
 class PeerManager:
@@ -53,6 +54,8 @@ class PeerManager:
         self.pulling: set[bytes] = set()
         self.inflight: dict[str, dict[str, float]] = {}
         self.dead: set[str] = set()  # nodes not to send work to
+        self._nodes: list[dict[str, Any]] = []
+        self._nodes_of: tuple[Any, int] = (None, -1)  # the view and dead count _nodes was made from
         self.handled_dead: set[str] = set()  # nodes whose death has been dealt with
         self._spread = 0
         self._refreshed = 0.0
@@ -61,7 +64,12 @@ class PeerManager:
     # -- the cluster view --------------------------------------------------
 
     def nodes(self) -> list[dict[str, Any]]:
-        return [n for n in self.node.cluster_view if n["alive"] and n["node_id"] not in self.dead]
+        """Live nodes of the cluster view (rebuilt only when the view or the dead set changes)."""
+        view = self.node.cluster_view
+        if view is not self._nodes_of[0] or len(self.dead) != self._nodes_of[1]:
+            self._nodes = [n for n in view if n["alive"] and n["node_id"] not in self.dead]
+            self._nodes_of = (view, len(self.dead))  # ``dead`` only grows
+        return self._nodes
 
     def refresh_view(self, force: bool = False) -> bool:
         """Ask the head for the node list now (at most every 0.2 s); True if it was refreshed."""
@@ -82,6 +90,7 @@ class PeerManager:
         return self.refresh_view() and any(n["node_id"] == node_id for n in self.nodes())
 
     def _available(self, n: dict[str, Any]) -> dict[str, float]:
+        """What node ``n`` had free, less what was sent there since."""
         avail = dict(n["available"])
         for k, v in self.inflight.get(n["node_id"], {}).items():
             avail[k] = avail.get(k, 0.0) - v
@@ -130,8 +139,17 @@ class PeerManager:
     def _fits_node(self, node_id: str, need: dict[str, float]) -> bool:
         for n in self.nodes():
             if n["node_id"] == node_id:
-                return self._fits(self._available(n), need)
+                return self._fits_now(n, need)
         return False
+
+    def _fits_now(self, n: dict[str, Any], need: dict[str, float]) -> bool:
+        """Whether ``need`` fits what node ``n`` had free, less what was sent there since."""
+        avail = n["available"]
+        sent = self.inflight.get(n["node_id"]) or _NOTHING
+        for k, v in need.items():
+            if v > 0 and avail.get(k, 0.0) - sent.get(k, 0.0) + 1e-9 < v:
+                return False
+        return True
 
     def _any_fitting(self, need: dict[str, float]) -> str | None:
         """A node with room now; failing that, one that can queue a few more (pipelining).
@@ -142,11 +160,11 @@ class PeerManager:
         me = self.node.node_id
         best = None
         for n in self.nodes():
-            if n["node_id"] == me:
+            if n["node_id"] == me or not self._fits_now(n, need):
                 continue
-            avail = self._available(n)
-            if self._fits(avail, need) and (best is None or avail.get("CPU", 0) > best[1]):
-                best = (n["node_id"], avail.get("CPU", 0))
+            cpus = n["available"].get("CPU", 0.0) - (self.inflight.get(n["node_id"]) or _NOTHING).get("CPU", 0.0)
+            if best is None or cpus > best[1]:
+                best = (n["node_id"], cpus)
         if best is not None:
             return best[0]
         queued_best = None
@@ -162,11 +180,11 @@ class PeerManager:
     # -- links ----------------------------------------------------------------
 
     def link(self, node_id: str) -> LinkClient | TcpLinkClient:
-        from shoal._cluster.link import LinkClient
-
         existing = self.links.get(node_id)
         if existing is not None and not existing.closed:
             return existing
+        from shoal._cluster.link import LinkClient
+
         entry = next((n for n in self.node.cluster_view if n["node_id"] == node_id), None)
         if entry is None and node_id not in self.dead and self.refresh_view(force=True):
             entry = next((n for n in self.node.cluster_view if n["node_id"] == node_id), None)
