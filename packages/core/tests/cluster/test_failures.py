@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -44,6 +46,25 @@ def test_dead_node_is_detected_within_five_seconds(cluster: Cluster) -> None:
     worker = cluster.add_node(num_cpus=1)
     cluster.kill_node(worker)
     assert _wait_dead(cluster, worker.node_id) < 5.0
+
+
+def test_a_stalled_head_does_not_declare_live_nodes_dead(cluster: Cluster) -> None:
+    # The head stops for three node timeouts (as a machine under memory pressure can stall
+    # a process); the nodes kept beating, so on resuming it must not judge them on the gap.
+    head = cluster.add_node(num_cpus=1)
+    other = cluster.add_node(num_cpus=1)
+    os.kill(head.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3 * cluster.node_timeout_s)
+    finally:
+        os.kill(head.pid, signal.SIGCONT)
+    time.sleep(cluster.node_timeout_s)
+    alive = {n["node_id"]: n["alive"] for n in cluster.list_all_nodes()}
+    assert alive == {head.node_id: True, other.node_id: True}
+    log = head.log_path.read_text()
+    # Declared dead and registered again would also end "alive": the log tells them apart.
+    assert " is dead" not in log
+    assert "did not run for" in log
 
 
 def test_running_tasks_are_retried_on_another_node(cluster: Cluster) -> None:
