@@ -53,6 +53,14 @@ def test_multiple_and_string_keys_and_custom_aggregations(frame: pd.DataFrame) -
     assert all(0 < r["biggest_piece"] <= 2000 for r in rows)
 
 
+def test_dictionary_encoded_keys_group_by_value() -> None:
+    import pyarrow as pa
+
+    table = pa.table({"k": pa.array(["b", "a", "b", None]).dictionary_encode(), "v": [1, 2, 3, 4]})
+    rows = sd.from_arrow([table.slice(0, 2), table.slice(2)]).groupby("k").sum("v").take_all()
+    assert rows == [{"k": "a", "sum(v)": 2}, {"k": "b", "sum(v)": 4}, {"k": None, "sum(v)": 4}]
+
+
 def test_groupby_none_is_one_group() -> None:
     assert sd.range(5).groupby(None).count().take_all() == [{"count()": 5}]
 

@@ -110,3 +110,5 @@ def test_unsupported_cases_are_left_to_arrow() -> None:
     assert group_by(table, ["k"], [("s", "min", None, "m")]) is None  # string minimum
     assert group_by(table, ["k"], [("v", "variance", pc.VarianceOptions(ddof=1), "var")]) is None
     assert group_by(table, ["k"], [("v", "product", None, "p")]) is None
+    as_dict = table.set_column(1, "s", table.column("s").dictionary_encode())
+    assert group_by(as_dict, ["s"], [("v", "sum", None, "t")]) is None

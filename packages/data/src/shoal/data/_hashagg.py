@@ -44,8 +44,8 @@ def group_by(table: pa.Table, keys: Sequence[str], specs: Sequence[Spec], ordere
         plans.append((col, func, decoded, name))
     try:
         grouping = _Grouping.of(table, keys, ordered)
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return None  # key types the hash kernels do not take
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # key types the hash kernels do not take (dictionaries, structs, lists)
     columns: dict[str, Any] = dict(zip(keys, grouping.key_columns, strict=True))
     for col, func, decoded, name in plans:
         if func == "count_all":

@@ -118,6 +118,11 @@ def agg_partial(block: pa.Table, keys: list[str], aggs: list[AggregateFn], sampl
             raise ValueError(f"groupby key {k!r} is not in the dataset (columns: {block.column_names})")
     for agg in aggs:
         agg._validate(block.schema)
+    for k in keys:
+        column = block.column(k)
+        if pa.types.is_dictionary(column.type):
+            # Grouped by value: Arrow cannot sort dictionary columns, which merging needs.
+            block = block.set_column(block.schema.get_field_index(k), k, column.cast(column.type.value_type))
     partial = _aggops.partial_aggregate(block, keys, aggs)
     samples = _partition.sample_keys(partial, keys[0], sample_n, 0) if keys else np.array([])
     return partial, (samples, partial.nbytes)
