@@ -118,6 +118,8 @@ def _submit_and_get(node: NodeRuntime, w: WorkerProc, args: Any, reply: Callable
     objects = node.objects
 
     def send_results() -> None:
+        if w.state == "dead":
+            return  # the peer's holds were released when its link went
         reply(_portable_for(node, w, ids))
         # The results went whole (inline, or as raw frames pinned until written), so the
         # peer's hold on them ends here rather than with a message of its own.
