@@ -92,7 +92,7 @@ class PeerManager:
     def _available(self, n: dict[str, Any]) -> dict[str, float]:
         """What node ``n`` had free, less what was sent there since."""
         avail = dict(n["available"])
-        for k, v in self.inflight.get(n["node_id"], {}).items():
+        for k, v in self._sent(n).items():
             avail[k] = avail.get(k, 0.0) - v
         return avail
 
@@ -142,10 +142,14 @@ class PeerManager:
                 return self._fits_now(n, need)
         return False
 
+    def _sent(self, n: dict[str, Any]) -> dict[str, float]:
+        """Resources of the work sent to node ``n`` that its last heartbeat did not show yet."""
+        return self.inflight.get(n["node_id"]) or _NOTHING
+
     def _fits_now(self, n: dict[str, Any], need: dict[str, float]) -> bool:
         """Whether ``need`` fits what node ``n`` had free, less what was sent there since."""
         avail = n["available"]
-        sent = self.inflight.get(n["node_id"]) or _NOTHING
+        sent = self._sent(n)
         for k, v in need.items():
             if v > 0 and avail.get(k, 0.0) - sent.get(k, 0.0) + 1e-9 < v:
                 return False
@@ -162,7 +166,7 @@ class PeerManager:
         for n in self.nodes():
             if n["node_id"] == me or not self._fits_now(n, need):
                 continue
-            cpus = n["available"].get("CPU", 0.0) - (self.inflight.get(n["node_id"]) or _NOTHING).get("CPU", 0.0)
+            cpus = n["available"].get("CPU", 0.0) - self._sent(n).get("CPU", 0.0)
             if best is None or cpus > best[1]:
                 best = (n["node_id"], cpus)
         if best is not None:

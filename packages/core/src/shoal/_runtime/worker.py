@@ -58,7 +58,7 @@ def _keep_freed_heap() -> None:
     By default an array of a few MB is mapped fresh and unmapped on free, so a worker
     running many short tasks page-faults its way through every output (measured: about
     600 faults per 4 MB block, a third of the task's time). What is kept goes back after
-    any task longer than ``_TRIM_AFTER_S`` (:func:`_malloc_trim`).
+    any task longer than ``_TRIM_AFTER_S`` (:func:`_give_memory_back`).
     """
     libc = _glibc()
     if libc:
@@ -66,7 +66,8 @@ def _keep_freed_heap() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
-def _malloc_trim() -> None:
+def _give_memory_back() -> None:
+    """Return the freed heap (glibc) and freed Arrow memory to the system."""
     libc = _glibc()
     if libc:
         libc.malloc_trim(0)
@@ -187,10 +188,10 @@ class Worker(RuntimeClient):
         if msg[3] is not None:
             self.function(msg[2], msg[3])  # the runtime now counts on us knowing it
         if msg[4][0] == P.SHM:
-            self.unpin_later(msg[1])()
+            self.unpins.append(msg[1])
         for dep_id, payload in msg[5]:
             if payload[0] == P.SHM:
-                self.unpin_later(dep_id)()
+                self.unpins.append(dep_id)
 
     def cancel(self, task_id: bytes, force: bool) -> None:
         self.cancelled.add(task_id)
@@ -277,7 +278,7 @@ class Worker(RuntimeClient):
             self.interruptible = False
             if time.perf_counter() - started > _TRIM_AFTER_S:
                 # glibc keeps freed heap (the big temporaries of a long task) otherwise.
-                _malloc_trim()
+                _give_memory_back()
 
     # -- helpers ------------------------------------------------------------
 

@@ -67,13 +67,18 @@ class _Grouping:
     """
 
     def __init__(
-        self, ids: np.ndarray, slots: int, key_columns: list[Any], sizes: np.ndarray | None, keep: bool = False
+        self,
+        ids: np.ndarray,
+        slots: int,
+        key_columns: list[Any],
+        sizes: np.ndarray | None = None,
+        keep: np.ndarray | None = None,
     ) -> None:
         self.ids = ids
         self.slots = slots
         self.key_columns = key_columns
         self._sizes = sizes
-        self.keep = sizes > 0 if keep and sizes is not None else None
+        self.keep = keep
 
     @property
     def sizes(self) -> np.ndarray:
@@ -85,7 +90,7 @@ class _Grouping:
     @classmethod
     def of(cls, table: pa.Table, keys: Sequence[str], ordered: bool) -> _Grouping:
         if table.num_rows == 0:
-            return cls(np.zeros(0, dtype=np.intp), 0, [table.column(k).combine_chunks() for k in keys], None)
+            return cls(np.zeros(0, dtype=np.intp), 0, [table.column(k).combine_chunks() for k in keys])
         if not ordered and len(keys) == 1:
             direct = cls._direct(table.column(keys[0]))
             if direct is not None:
@@ -105,7 +110,7 @@ class _Grouping:
         ids = values if base == 0 and values.dtype == np.intp else (values.astype(np.int64) - base).astype(np.intp)
         sizes = _sums(ids, None, slots)
         present = np.flatnonzero(sizes) + base
-        return cls(ids, slots, [to_arrow(present.astype(values.dtype))], sizes, keep=True)
+        return cls(ids, slots, [to_arrow(present.astype(values.dtype))], sizes, keep=sizes > 0)
 
     @classmethod
     def _hashed(cls, table: pa.Table, keys: Sequence[str]) -> _Grouping:
@@ -126,14 +131,14 @@ class _Grouping:
         assert combined is not None
         if len(keys) == 1:
             # ``unique`` lists values in order of first appearance, so the codes are group ids.
-            return cls(combined, len(uniques[0]), [uniques[0]], None)
+            return cls(combined, len(uniques[0]), [uniques[0]])
         _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         rows = to_arrow(first[order].astype(np.int64))
         key_columns = [table.column(k).take(rows).combine_chunks() for k in keys]
-        return cls(rank[inverse.reshape(-1)].astype(np.intp), len(order), key_columns, None)
+        return cls(rank[inverse.reshape(-1)].astype(np.intp), len(order), key_columns)
 
     def output(self, values: np.ndarray, null: np.ndarray | None, typ: pa.DataType | None = None) -> pa.Array:
         """One value per group as an Arrow array (``null`` marks nulls; ``typ`` is cast to)."""
