@@ -59,10 +59,6 @@ RAW_FLAG = 1 << 31
 
 _HEADER = 4
 _MAX_FRAME = 1 << 31
-# Bytes asked of one recv: under glibc's mmap threshold (128 KB), so the buffer Python
-# allocates for it comes from the heap. At 1 MB every read cost an mmap, an mremap and a
-# munmap, three system calls per message on the hot path.
-_RECV = 64 << 10
 HEADER_SIZE = _HEADER  # bytes of the length prefix of every frame
 MAX_FRAME = _MAX_FRAME
 
@@ -181,7 +177,7 @@ class NonBlockingConnection:
         msgs: list[tuple[Any, ...]] = []
         while True:
             try:
-                data = self.sock.recv(_RECV)
+                data = self.sock.recv(1 << 20)
             except BlockingIOError:
                 return msgs
             except OSError:
@@ -190,7 +186,7 @@ class NonBlockingConnection:
                 self.closed = True
                 return msgs or None
             msgs.extend(self._reader.feed(data))
-            if len(data) < _RECV:
+            if len(data) < (1 << 20):
                 return msgs
 
     def close(self) -> None:
@@ -231,7 +227,7 @@ class BlockingConnection:
             deadline = time.perf_counter() + self.spin_s
             while True:
                 try:
-                    data = sock.recv(_RECV, socket.MSG_DONTWAIT)
+                    data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     if time.perf_counter() > deadline:
                         break
@@ -245,11 +241,11 @@ class BlockingConnection:
             if not poller.poll(timeout * 1000):
                 return []
             try:
-                data = sock.recv(_RECV, socket.MSG_DONTWAIT)
+                data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return []
         else:
-            data = sock.recv(_RECV)
+            data = sock.recv(1 << 20)
         return self._parse(data)
 
     def receive_nowait(self) -> list[tuple[Any, ...]]:
@@ -257,7 +253,7 @@ class BlockingConnection:
         msgs: list[tuple[Any, ...]] = []
         while True:
             try:
-                data = self.sock.recv(_RECV, socket.MSG_DONTWAIT)
+                data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return msgs
             if not data:
@@ -270,7 +266,7 @@ class BlockingConnection:
         msgs = list(self._reader.feed(data))
         # A large frame may need more reads.
         while not msgs:
-            data = self.sock.recv(_RECV)
+            data = self.sock.recv(1 << 20)
             if not data:
                 raise ConnectionError("the node runtime closed the connection")
             msgs = list(self._reader.feed(data))

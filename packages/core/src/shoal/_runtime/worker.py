@@ -345,6 +345,10 @@ class Worker(RuntimeClient):
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
         self._set_context(TaskContext(task_id, name, resources, gpu_ids, pg_id, capture_pg))
         self.running[task_id] = self.main_ident
+        if task_id in self.cancelled:
+            # A CANCEL read (by the signal handler) after execute() checked and before the
+            # line above found no running task to interrupt: honour it here.
+            self.main_cancel = True
         try:
             fn = self.function(fn_id, fn_bytes)
             args, kwargs = self.decode_args(task_id, args_payload, deps)
