@@ -6,12 +6,13 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import shoal
-from shoal.exceptions import ActorDiedError, ObjectLostError
+from shoal.exceptions import ActorDiedError, ObjectLostError, ObjectReconstructionFailedError
 from shoal.testing.cluster import Cluster
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.shoal_backends("cluster")]
@@ -162,6 +163,93 @@ def test_results_already_pulled_survive_the_node(cluster: Cluster) -> None:
     cluster.kill_node(doomed)
     _wait_dead(cluster, doomed.node_id)
     assert int(shoal.get(ref, timeout=30).sum()) == sum(range(1_000_000))
+
+
+def _runs(path: str) -> int:
+    try:
+        with open(path) as f:
+            return len(f.read())
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_lost_result_is_rebuilt_from_lineage(cluster: Cluster, tmp_path) -> None:
+    cluster.add_node(num_cpus=1)
+    doomed = cluster.add_node(num_cpus=1, resources={"only": 1})
+    cluster.connect()
+    log = str(tmp_path / "runs")
+
+    @shoal.remote(resources={"only": 1}, max_retries=2)
+    def make(path: str, n: int):
+        with open(path, "a") as f:
+            f.write("x")
+        return np.arange(n)
+
+    @shoal.remote
+    def total(a) -> int:
+        return int(a.sum())
+
+    ref = make.remote(log, 1_000_000)
+    ready, _ = shoal.wait([ref], timeout=60, fetch_local=False)
+    assert ready == [ref]
+    assert _runs(log) == 1
+    cluster.kill_node(doomed)
+    _wait_dead(cluster, doomed.node_id)
+    cluster.add_node(num_cpus=1, resources={"only": 1})
+    # A task that needs it and a get both wait for the one rebuild.
+    assert shoal.get(total.remote(ref), timeout=60) == sum(range(1_000_000))
+    assert int(shoal.get(ref, timeout=60).sum()) == sum(range(1_000_000))
+    assert _runs(log) == 2
+
+
+def test_a_lost_result_without_retries_left_is_an_error(cluster: Cluster, tmp_path) -> None:
+    cluster.add_node(num_cpus=1, resources={"spare": 1})
+    doomed = cluster.add_node(num_cpus=1, resources={"only": 1})
+    cluster.connect()
+
+    @shoal.remote(resources={"only": 1}, max_retries=0)
+    def make():
+        return np.ones(500_000)
+
+    ref = make.remote()
+    small = shoal.put(1)
+    ready, _ = shoal.wait([ref], timeout=60, fetch_local=False)
+    assert ready == [ref]
+    cluster.kill_node(doomed)
+    _wait_dead(cluster, doomed.node_id)
+    with pytest.raises(ObjectReconstructionFailedError, match="no retries left"):
+        shoal.get(ref, timeout=30)
+    assert isinstance(ObjectReconstructionFailedError("x"), ObjectLostError)
+    assert shoal.get(small) == 1
+
+
+def test_results_kept_remotely_are_pulled_on_demand(cluster: Cluster) -> None:
+    cluster.add_node(num_cpus=1)
+    cluster.add_node(num_cpus=1, resources={"only": 1}, object_store_memory=24 << 20)
+    cluster.connect()
+
+    @shoal.remote(resources={"only": 1})
+    def make(i: int):
+        return np.full(400_000, i)
+
+    @shoal.remote(resources={"only": 1})
+    def first(a) -> int:
+        return int(a[0])
+
+    refs = [make.remote(i) for i in range(20)]
+    ready, _ = shoal.wait(refs, num_returns=20, timeout=60, fetch_local=False)
+    assert len(ready) == 20
+    assert [int(a[0]) for a in shoal.get(refs[::4], timeout=60)] == [0, 4, 8, 12, 16]
+    assert shoal.get([first.remote(r) for r in refs[1::4]], timeout=60) == [1, 5, 9, 13, 17]
+    del refs, ready
+    # Kept copies go once the owner frees them: 30 more results through a 24 MB store
+    # never make it spill.
+    for i in range(30):
+        ref = make.remote(i)
+        assert shoal.wait([ref], timeout=60, fetch_local=False)[0] == [ref]
+        del ref
+    assert int(shoal.get(make.remote(7), timeout=60)[-1]) == 7
+    assert not [p for p in Path(cluster._dir).rglob("*") if p.parent.name == "spill"]
 
 
 def test_head_restart_recovers_named_detached_actors_and_jobs(cluster: Cluster) -> None:

@@ -616,10 +616,16 @@ class NodeRuntime(ProcessPool, Pipelining):
 
     # -- completion ---------------------------------------------------------
 
-    def release_task(self, task: Task) -> None:
-        """A task is over: drop what it kept alive."""
+    def release_task(self, task: Task, keep_lineage: bool = False) -> None:
+        """A task is over: drop what it kept alive (unless it may have to run again to rebuild
+        results kept on another node: then ``unpin_task`` does that later)."""
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
+        if not keep_lineage:
+            self.unpin_task(task)
+
+    def unpin_task(self, task: Task) -> None:
+        """Drop the arguments and actor handles a task kept alive."""
         objects = self.objects
         for oid in task.pinned:
             objects.decref(oid)
@@ -1001,7 +1007,7 @@ class NodeRuntime(ProcessPool, Pipelining):
 
         self.peers = PeerManager(self, token, tls)
         self.directory = directory
-        self.objects.release_remote = self.peers.release
+        self.objects.release_remote = self.peers.remote_freed
 
     def cluster_resources(self) -> dict[str, float]:
         if not self.cluster_view:

@@ -91,6 +91,27 @@ class ObjectTable:
         if obj.count <= 0 and obj.pins <= 0 and self.objects.get(object_id) is obj:
             self._free(object_id, obj)
 
+    def set_remote(self, object_id: bytes, node_id: str) -> bool:
+        """A pending object turned out to be kept on node ``node_id``, which holds it for us.
+
+        Only waiters content with knowing where it is (``remote_ok``) are woken; the
+        others stay, and the caller pulls a copy for them. False if it was not kept
+        (nobody holds it, or it already has a value): the caller releases the remote copy.
+        """
+        obj = self.objects.get(object_id)
+        if obj is None or obj.payload is not None:
+            return False
+        if obj.count <= 0 and obj.pins <= 0:
+            self._free(object_id, obj)
+            return False
+        obj.payload = (REMOTE, node_id)
+        if obj.waiters:
+            content = [w for w in obj.waiters if getattr(w, "remote_ok", False)]
+            obj.waiters = [w for w in obj.waiters if not getattr(w, "remote_ok", False)] or None
+            for w in content:
+                w()
+        return True
+
     def attach_alloc(self, object_id: bytes, alloc: Allocation) -> None:
         obj = self.objects.get(object_id)
         if obj is not None and obj.alloc is None:
@@ -183,6 +204,11 @@ class ObjectTable:
         """Is the value (or error) here on this node?"""
         obj = self.objects.get(object_id)
         return obj is not None and obj.payload is not None and obj.payload[0] != REMOTE
+
+    def exists(self, object_id: bytes) -> bool:
+        """Is the value (or error) here or on another node?"""
+        obj = self.objects.get(object_id)
+        return obj is not None and obj.payload is not None
 
     def is_remote(self, object_id: bytes) -> bool:
         obj = self.objects.get(object_id)

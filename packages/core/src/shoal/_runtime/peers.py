@@ -3,8 +3,11 @@
 Rules that keep reference counting simple across nodes:
 
 * A task is owned by the node it was submitted to. When it runs elsewhere,
-  the owner pushes its arguments along and pulls its results back as soon as
-  they exist; the executing node keeps nothing once the owner has them.
+  the owner pushes its arguments along and gets its small results back as
+  soon as they exist. Results in shared memory stay on the executing node,
+  which holds them for the owner until the owner frees them or pulls a copy;
+  the owner keeps the task (and its arguments) meanwhile, and runs it again
+  if that node dies before then (lineage reconstruction).
 * An object table entry whose payload is ``(REMOTE, node_id)`` stands for an
   object that lives on another node, and means "this node holds one
   reference on it there". Reading it pulls a local copy first.
@@ -20,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
 from shoal._runtime.objects import REMOTE
-from shoal._runtime.tasks import READY, RUNNING, Task
-from shoal._runtime.wire import CALL, CREATE, STREAM
-from shoal.exceptions import ActorDiedError, NodeDiedError, ObjectLostError
+from shoal._runtime.tasks import READY, RUNNING, WAITING, Task
+from shoal._runtime.wire import CALL, CREATE, STREAM, TASK
+from shoal.exceptions import ActorDiedError, NodeDiedError, ObjectLostError, ObjectReconstructionFailedError
 from shoal.object_ref import new_id
 
 if TYPE_CHECKING:
@@ -60,6 +63,9 @@ class PeerManager:
         self._spread = 0
         self._refreshed = 0.0
         self.queued: dict[str, int] = {}  # tasks forwarded to each node and not back yet
+        # Results kept on the node that made them -> the task that can make them again.
+        self.lineage: dict[bytes, Task] = {}
+        self.lineage_left: dict[bytes, int] = {}  # task id -> how many of its results are kept
 
     # -- the cluster view --------------------------------------------------
 
@@ -247,6 +253,8 @@ class PeerManager:
         fn_bytes = node.functions.get(wire.fn_id) if wire.fn_id is not None else None
         sent = wire._replace(args=args, fn_bytes=fn_bytes, parent=None)
         extra: dict[str, Any] = {"job": self._job_info(task)}
+        if wire.kind == TASK and wire.num_returns != STREAM:
+            extra["keep"] = True  # large results stay there; this node can make them again
         if wire.contained or wire.handles:
             extra["locations"] = self._locations(wire.contained, wire.handles)
         task.state = RUNNING
@@ -277,9 +285,74 @@ class PeerManager:
         if not ok:
             self._forward_failed(task, node_id, result)
             return
+        kept = 0
         for rid, (payload, contained) in zip(task.wire.return_ids, result, strict=True):
-            self.store_pulled(rid, payload, contained, node_id)
-        node.release_task(task)
+            if payload[0] == REMOTE:
+                kept += self._kept(rid, task, node_id)
+            else:
+                self.store_pulled(rid, payload, contained, node_id)
+        if kept:
+            self.lineage_left[task.task_id] = kept
+        node.release_task(task, keep_lineage=kept > 0)
+
+    def _kept(self, rid: bytes, task: Task, node_id: str) -> bool:
+        """A result stays on ``node_id``: note where, and pull a copy for whoever waits for it."""
+        objects = self.node.objects
+        if not objects.set_remote(rid, node_id):
+            self.release(rid, node_id)
+            return False
+        self.lineage[rid] = task
+        entry = objects.objects.get(rid)
+        if entry is not None and entry.waiters:
+            self.pull(rid)
+        return True
+
+    def _drop_lineage(self, object_id: bytes) -> None:
+        """A kept result was freed or copied here: its task need not run again for it."""
+        task = self.lineage.pop(object_id, None)
+        if task is None:
+            return
+        left = self.lineage_left.get(task.task_id, 1) - 1
+        if left > 0:
+            self.lineage_left[task.task_id] = left
+            return
+        self.lineage_left.pop(task.task_id, None)
+        self.node.unpin_task(task)
+
+    def _rebuild(self, object_id: bytes, error: Any) -> bool:
+        """Run the task that made a lost object again; False if there is no such task."""
+        task = self.lineage.get(object_id)
+        if task is None:
+            return False
+        node = self.node
+        objects = node.objects
+        lost = [r for r in task.wire.return_ids if self.lineage.get(r) is task]
+        for rid in lost:
+            del self.lineage[rid]
+            entry = objects.objects.get(rid)
+            if entry is not None:
+                entry.payload = None
+        self.lineage_left.pop(task.task_id, None)
+        if task.retries_left == 0:
+            from shoal._runtime.values import encode_error
+
+            msg = (
+                f"object {object_id.hex()} was lost ({error}) and cannot be rebuilt: "
+                f"its task {task.name} has no retries left (max_retries)"
+            )
+            for rid in lost:
+                objects.set_ready(rid, encode_error(ObjectReconstructionFailedError(msg, rid.hex())), None)
+            node.unpin_task(task)
+            return True
+        log.info("rebuilding %s: running %s again", object_id.hex()[:12], task.name)
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        task.state = WAITING
+        task.worker = None
+        task.grant = None
+        node.tasks[task.task_id] = task
+        node.start_task(task)
+        return True
 
     def _follow_stream(self, task: Task, node_id: str, index: int) -> None:
         link = self.link(node_id)
@@ -422,6 +495,7 @@ class PeerManager:
             self.store_pulled(object_id, payload, contained, source)
             # We have our own copy now; the source may drop it.
             self.release(object_id, source)
+            self._drop_lineage(object_id)
 
         link.request("get_with_refs", ([object_id], None), got)
 
@@ -429,11 +503,18 @@ class PeerManager:
         from shoal._runtime.values import encode_error
 
         entry = self.node.objects.objects.get(object_id)
-        if entry is None:
+        if entry is None or entry.payload is None or entry.payload[0] != REMOTE:
+            return  # gone, or being made again already
+        if self._rebuild(object_id, error):
             return
         entry.payload = None
         msg = f"object {object_id.hex()} lived on a node that is gone ({error})"
         self.node.objects.set_ready(object_id, encode_error(ObjectLostError(msg, object_id.hex())), None)
+
+    def remote_freed(self, object_id: bytes, node_id: str) -> None:
+        """This node's entry for an object on ``node_id`` was freed."""
+        self._drop_lineage(object_id)
+        self.release(object_id, node_id)
 
     def release(self, object_id: bytes, node_id: str) -> None:
         """Give back this node's hold on an object that lives on ``node_id``."""
@@ -498,6 +579,7 @@ class PeerManager:
                 node.actors.worker_died(actor, None)
         for oid, entry in list(node.objects.objects.items()):
             if entry.payload is not None and entry.payload[0] == REMOTE and entry.payload[1] == node_id:
+                self.pulling.discard(oid)  # a pull from there will not be answered
                 self._lost(oid, f"node {node_id[:12]} died")
         node.dispatch()
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shoal._runtime import protocol as P
+from shoal._runtime.objects import REMOTE, SPILLED
 from shoal._runtime.values import encode_error
 from shoal._runtime.wire import TaskWire
 from shoal.exceptions import ObjectLostError, ShoalError
@@ -25,20 +26,23 @@ def wait_for_objects(
     on_done: Callable[[bool], None],
     on_block: Callable[[], None] | None = None,
     on_unblock: Callable[[], None] | None = None,
+    fetch: bool = True,
 ) -> Callable[[], None]:
     """Call ``on_done(True)`` once ``num_ready`` of ``ids`` are ready, or ``on_done(False)`` on timeout.
 
     ``on_block``/``on_unblock`` bracket the wait when it does not finish at once.
-    Returns a function that abandons the wait (without calling ``on_done``).
+    Without ``fetch``, a value that exists on another node counts as ready (and is
+    not copied here). Returns a function that abandons the wait (without calling ``on_done``).
     """
     objects = node.objects
     unique = list(dict.fromkeys(ids))
-    if node.peers is not None:
+    if node.peers is not None and fetch:
         # Values on other nodes are fetched first (a pull may also fail at once).
         for i in unique:
             if objects.is_remote(i):
                 node.peers.pull(i)
-    ready = sum(1 for i in unique if objects.is_ready(i) or i not in objects.objects)
+    here = objects.is_ready if fetch else objects.exists
+    ready = sum(1 for i in unique if here(i) or i not in objects.objects)
     if ready >= num_ready:
         on_done(True)
         return _nothing
@@ -61,8 +65,9 @@ def wait_for_objects(
         if state["ready"] >= num_ready:
             finish(True)
 
+    arrived.remote_ok = not fetch  # type: ignore[attr-defined]  # see ObjectTable.set_remote
     for oid in unique:
-        if not objects.is_ready(oid) and oid in objects.objects:
+        if not here(oid) and oid in objects.objects:
             cb = arrived
             objects.add_waiter(oid, cb)
             waiters.append((oid, cb))
@@ -109,6 +114,14 @@ def _portable_for(node: NodeRuntime, w: WorkerProc, ids: list[bytes]) -> list[tu
     return out
 
 
+_KEPT_HERE: tuple[tuple[Any, ...], list[bytes]] = ((REMOTE, None), [])
+
+
+def _in_shared_memory(node: NodeRuntime, object_id: bytes) -> bool:
+    obj = node.objects.objects.get(object_id)
+    return obj is not None and obj.payload is not None and obj.payload[0] in (P.SHM, SPILLED)
+
+
 def _submit_and_get(node: NodeRuntime, w: WorkerProc, args: Any, reply: Callable[[Any], None]) -> None:
     """From a peer node: run a task or actor call, and send its results back once they exist."""
     wire, extra = args
@@ -117,13 +130,21 @@ def _submit_and_get(node: NodeRuntime, w: WorkerProc, args: Any, reply: Callable
     ids = wire.return_ids
     objects = node.objects
 
+    keep = bool(extra.get("keep"))
+
     def send_results() -> None:
         if w.state == "dead":
             return  # the peer's holds were released when its link went
-        reply(_portable_for(node, w, ids))
-        # The results went whole (inline, or as raw frames pinned until written), so the
-        # peer's hold on them ends here rather than with a message of its own.
-        node._on_refs(w, (P.REFS, [(i, -1) for i in ids], []))
+        sent = [i for i in ids if not (keep and _in_shared_memory(node, i))]
+        if len(sent) == len(ids):
+            reply(_portable_for(node, w, ids))
+        else:
+            # Results in shared memory stay here, held for the peer until it frees or pulls them.
+            values = dict(zip(sent, _portable_for(node, w, sent), strict=True))
+            reply([values.get(i, _KEPT_HERE) for i in ids])
+        # The results that went went whole (inline, or as raw frames pinned until written),
+        # so the peer's hold on them ends here rather than with a message of its own.
+        node._on_refs(w, (P.REFS, [(i, -1) for i in sent], []))
 
     # The return objects were made here by the submit: none is remote, so no pulls.
     pending = [i for i in ids if i in objects.objects and not objects.is_ready(i)]
@@ -184,14 +205,16 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
                 unblock,
             )
         elif op == "wait":
-            ids, num_returns, timeout = args
+            ids, num_returns, timeout, *more = args
+            fetch = more[0] if more else True
             block, unblock = _blocker(node, w)
+            here = node.objects.is_ready if fetch else node.objects.exists
 
             def done(ok: bool) -> None:
-                ready = [i for i in ids if node.objects.is_ready(i) or i not in node.objects.objects]
+                ready = [i for i in ids if here(i) or i not in node.objects.objects]
                 reply(ready[:num_returns])
 
-            wait_for_objects(node, ids, num_returns, timeout, done, block, unblock)
+            wait_for_objects(node, ids, num_returns, timeout, done, block, unblock, fetch)
         elif op == "create_actor":
             reply(node.actors.create(args, w.worker_id))
         elif op == "kill_actor":

@@ -144,7 +144,8 @@ class WorkerBackend(Backend):
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        ready_ids = set(self._w.request("wait", ([r._id for r in refs], num_returns, timeout)))
+        args = ([r._id for r in refs], num_returns, timeout) + (() if fetch_local else (False,))
+        ready_ids = set(self._w.request("wait", args))
         ready = [r for r in refs if r._id in ready_ids]
         return ready, [r for r in refs if r._id not in ready_ids]
 
