@@ -114,6 +114,34 @@ def test_numpy_pipelines_do_not_load_pandas(tmp_path: Path) -> None:
     assert out.stdout.split() == ["[False]", "False"], out.stdout
 
 
+@pytest.mark.timeout(120)
+def test_workers_that_map_batches_load_no_file_or_asyncio_modules() -> None:
+    # pyarrow's file system / format modules (with ssl), asyncio and importlib.metadata cost
+    # a worker ~9 MB together; a pipeline that reads no files needs none of them.
+    script = textwrap.dedent(
+        """
+        import sys
+        import shoal, shoal.data as sd
+        shoal.init(num_cpus=2)
+        sd.DataContext.get_current().enable_progress_bars = False
+        ds = sd.range(100_000, override_num_blocks=8).map_batches(lambda b: {"id": b["id"] + 1})
+        assert ds.sum("id") == sum(range(1, 100_001))
+        assert ds.groupby("id").count().count() == 100_000
+
+        @shoal.remote
+        def loaded():
+            names = ("pyarrow.fs", "pyarrow.parquet", "pyarrow.csv", "ssl", "asyncio", "importlib.metadata")
+            return [n for n in names if n in sys.modules]
+
+        print(sorted({m for found in shoal.get([loaded.remote() for _ in range(8)]) for m in found}))
+        shoal.shutdown()
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"], out.stdout
+
+
 def test_masks_become_nulls() -> None:
     values = np.array([1.5, 2.5, 3.5])
     mask = np.array([False, True, False])

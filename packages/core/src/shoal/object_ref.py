@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import itertools
 import os
@@ -124,6 +123,8 @@ class ObjectRef:
         return _current_backend().future(self)
 
     def __await__(self) -> Any:
+        import asyncio  # loaded already where there is something to await in; not in every worker
+
         return asyncio.wrap_future(self.future()).__await__()
 
 
@@ -160,6 +161,8 @@ class ObjectRefGenerator:
         return self
 
     async def __anext__(self) -> ObjectRef:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         ref = await loop.run_in_executor(None, self._next_or_none)
         if ref is None:

@@ -7,18 +7,26 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.fs as pafs
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 
 from shoal.data import _convert
+from shoal.data._lazy import LazyModule
 from shoal.data.block import BlockAccessor, BlockMetadata
 from shoal.data.datasource import BlockBasedFileDatasink, FileBasedDatasource, ReadTask
+
+if TYPE_CHECKING:
+    import pyarrow.csv as pacsv
+    import pyarrow.fs as pafs
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+else:
+    pacsv = LazyModule("pyarrow.csv")
+    pafs = LazyModule("pyarrow.fs")
+    pajson = LazyModule("pyarrow.json")
+    pq = LazyModule("pyarrow.parquet")
 
 __all__ = [
     "ParquetDatasource",

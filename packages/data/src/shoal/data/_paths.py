@@ -6,8 +6,14 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
+from shoal.data._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+else:
+    pafs = LazyModule("pyarrow.fs")
 
 __all__ = ["resolve_filesystem", "expand_paths", "join_path", "make_dirs"]
 

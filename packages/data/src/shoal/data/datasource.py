@@ -13,13 +13,18 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from shoal.data import _convert, _paths
+from shoal.data._lazy import LazyModule
 from shoal.data.block import BlockAccessor, BlockMetadata
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+else:
+    pafs = LazyModule("pyarrow.fs")
 
 __all__ = [
     "Datasource",
