@@ -285,27 +285,22 @@ class PeerManager:
         if not ok:
             self._forward_failed(task, node_id, result)
             return
-        kept = 0
+        kept = []
         for rid, (payload, contained) in zip(task.wire.return_ids, result, strict=True):
-            if payload[0] == REMOTE:
-                kept += self._kept(rid, task, node_id)
-            else:
+            if payload[0] != REMOTE:
                 self.store_pulled(rid, payload, contained, node_id)
+            elif node.objects.set_remote(rid, node_id):
+                self.lineage[rid] = task
+                kept.append(rid)
+            else:
+                self.release(rid, node_id)  # nobody holds it any more
         if kept:
-            self.lineage_left[task.task_id] = kept
-        node.release_task(task, keep_lineage=kept > 0)
-
-    def _kept(self, rid: bytes, task: Task, node_id: str) -> bool:
-        """A result stays on ``node_id``: note where, and pull a copy for whoever waits for it."""
-        objects = self.node.objects
-        if not objects.set_remote(rid, node_id):
-            self.release(rid, node_id)
-            return False
-        self.lineage[rid] = task
-        entry = objects.objects.get(rid)
-        if entry is not None and entry.waiters:
-            self.pull(rid)
-        return True
+            self.lineage_left[task.task_id] = len(kept)
+        node.release_task(task, keep_lineage=bool(kept))
+        for rid in kept:
+            entry = node.objects.objects.get(rid)
+            if entry is not None and entry.waiters:
+                self.pull(rid)  # for whoever waits for it here
 
     def _drop_lineage(self, object_id: bytes) -> None:
         """A kept result was freed or copied here: its task need not run again for it."""
