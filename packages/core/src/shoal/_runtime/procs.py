@@ -90,10 +90,6 @@ def spawn_worker(
     env["SHOAL_WORKER_FD"] = str(child_sock.fileno())
     env["SHOAL_PARENT_PID"] = str(os.getpid())
     env["SHOAL_WORKER_SPIN_US"] = str(spin_us)
-    # Arrow's allocator (mimalloc) otherwise keeps freed pages for a while and a worker
-    # between tasks holds ~15 MB it does not use; giving them back at once costs no
-    # measurable time for blocks of data.
-    env.setdefault("MIMALLOC_PURGE_DELAY", "0")
     env.update(extra_env)
     if capture_output:
         stdout: Any = subprocess.PIPE
