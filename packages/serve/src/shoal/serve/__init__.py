@@ -18,6 +18,7 @@ from shoal.serve.context import ReplicaContext, get_replica_context
 from shoal.serve.deployment import Application, Deployment, deployment
 from shoal.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 from shoal.serve.ingress import ingress
+from shoal.serve.multiplex import get_multiplexed_model_id, multiplexed
 from shoal.serve.status import ApplicationStatus, DeploymentStatus, ServeStatus
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "deployment",
     "get_app_handle",
     "get_deployment_handle",
+    "get_multiplexed_model_id",
     "get_replica_context",
     "ingress",
+    "multiplexed",
     "run",
     "shutdown",
     "start",

@@ -28,6 +28,7 @@ from shoal.serve.exceptions import (
     ReplicaDiedError,
     RequestCancelledError,
 )
+from shoal.serve.multiplex import model_id_from_headers
 
 __all__ = ["TOKEN_HEADER", "ProxyActor"]
 
@@ -123,13 +124,14 @@ class ProxyApp:
 
     async def _forward(self, router: Router, fields: dict[str, Any], body: bytes, receive: Receive, send: Send) -> None:
         loop = self.loop
+        model = model_id_from_headers(fields["headers"])
         watch = _Watch(asyncio.current_task())
         timer = loop.call_later(DISCONNECT_WATCH_DELAY_S, self._start_watch, watch, receive)
         deadline = loop.call_later(self.timeout, self._time_out, watch) if self.timeout else None
         inflight: Inflight | None = None
         try:
             while True:
-                inflight = await router.assign(lambda rid: (W.HTTP, rid, fields, body))
+                inflight = await router.assign(lambda rid: (W.HTTP, rid, fields, body), model)
                 frame = await inflight.next()
                 if frame[0] != W.REJECT:
                     break

@@ -29,6 +29,7 @@ from shoal.serve._loop import start_loop_thread
 from shoal.serve.config import DeploymentConfig
 from shoal.serve.context import ReplicaContext, _set_replica_context
 from shoal.serve.exceptions import RequestCancelledError
+from shoal.serve.multiplex import model_id_from_headers, set_request_model_id
 
 __all__ = ["ReplicaActor"]
 
@@ -171,6 +172,7 @@ class _Server:
 
     async def _http(self, conn: W.FrameConnection, msg: tuple[Any, ...]) -> None:
         _, rid, scope, body = msg
+        set_request_model_id(model_id_from_headers(scope["headers"]))
         start = time.perf_counter()
         sender = ResponseSender(conn, rid)
         status = 500
@@ -221,7 +223,8 @@ class _Server:
                 )
 
     async def _call(self, conn: W.FrameConnection, msg: tuple[Any, ...]) -> None:
-        _, rid, method, stream, payload = msg
+        _, rid, method, stream, payload, *rest = msg
+        set_request_model_id(rest[0] if rest else "")
         start = time.perf_counter()
         status = "OK"
         try:

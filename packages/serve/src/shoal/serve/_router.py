@@ -25,6 +25,7 @@ from shoal.serve import _wire as W
 from shoal.serve._constants import CONTROLLER_NAME, LISTEN_TIMEOUT_S, ROUTER_METRICS_PERIOD_S, SERVE_NAMESPACE
 from shoal.serve._loop import await_ref
 from shoal.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaDiedError
+from shoal.serve.multiplex import rank_replicas
 
 __all__ = ["Inflight", "LoopClient", "ReplicaConnection", "Router", "client_for_loop", "reset_clients"]
 
@@ -251,10 +252,16 @@ class Router:
 
     # -- choosing a replica ---------------------------------------------------
 
-    def _pick(self) -> ReplicaConnection | None:
+    def _pick(self, model: str = "") -> ReplicaConnection | None:
         replicas = self.replicas
         n = len(replicas)
         limit = self.max_ongoing
+        if model and n > 1:
+            # The replica that keeps this model loaded, or the next in its order when busy.
+            for r in rank_replicas(model, replicas):
+                if r.ongoing < limit:
+                    return r
+            return None
         if n == 1:
             r = replicas[0]
             return r if r.ongoing < limit else None
@@ -282,15 +289,18 @@ class Router:
                 fut.set_result(None)
                 return
 
-    async def assign(self, make_msg: Callable[[int], tuple[Any, ...]]) -> Inflight:
-        """Send a request to a replica (waiting in the queue while all are busy) and return it in flight."""
-        conn = self._pick()
+    async def assign(self, make_msg: Callable[[int], tuple[Any, ...]], model: str = "") -> Inflight:
+        """Send a request to a replica (waiting in the queue while all are busy) and return it in flight.
+
+        Requests that name a multiplexed ``model`` go to the replica that has it, if it has room.
+        """
+        conn = self._pick(model)
         if conn is None:
-            conn = await self._wait_for_slot()
+            conn = await self._wait_for_slot(model)
         rid = next(self._rids)
         return conn.start(rid, make_msg(rid))
 
-    async def _wait_for_slot(self) -> ReplicaConnection:
+    async def _wait_for_slot(self, model: str = "") -> ReplicaConnection:
         while True:
             if self.unavailable is not None:
                 raise self.unavailable
@@ -308,7 +318,7 @@ class Router:
                     # It was woken just as it was cancelled: pass the turn on.
                     self.slot_freed()
                 raise
-            conn = self._pick()
+            conn = self._pick(model)
             if conn is not None:
                 if self._queue:
                     # More capacity may be free than this one request needs.

@@ -41,7 +41,7 @@ __all__ = [
 
 # router -> replica
 HTTP = 1  # (HTTP, rid, scope_fields, body)
-CALL = 2  # (CALL, rid, method, stream, payload) payload = cloudpickled (args, kwargs)
+CALL = 2  # (CALL, rid, method, stream, payload, model_id) payload = cloudpickled (args, kwargs)
 CANCEL = 3  # (CANCEL, rid)
 
 # replica -> router

@@ -57,11 +57,13 @@ class DeploymentHandle:
         *,
         method_name: str = "__call__",
         stream: bool = False,
+        multiplexed_model_id: str = "",
     ) -> None:
         self._deployment_name = deployment_name
         self._app_name = app_name
         self._method_name = method_name
         self._stream = stream
+        self._model_id = multiplexed_model_id
 
     @property
     def deployment_name(self) -> str:
@@ -79,9 +81,9 @@ class DeploymentHandle:
         multiplexed_model_id: str | None = None,
         use_new_handle_api: bool | None = None,
     ) -> DeploymentHandle:
-        """A copy of this handle with the method or streaming mode replaced."""
-        if multiplexed_model_id:
-            raise NotImplementedError("model multiplexing is not supported by shoal.serve yet")
+        """A copy of this handle with the method, streaming mode or model (``multiplexed_model_id``) replaced."""
+        if multiplexed_model_id is not None and not isinstance(multiplexed_model_id, str):
+            raise TypeError(f"multiplexed_model_id must be a str, got {multiplexed_model_id!r}")
         if stream is not None and not isinstance(stream, bool):
             raise TypeError(f"stream must be a bool, got {stream!r}")
         if method_name is not None and (not isinstance(method_name, str) or not method_name):
@@ -91,6 +93,7 @@ class DeploymentHandle:
             self._app_name,
             method_name=method_name or self._method_name,
             stream=self._stream if stream is None else stream,
+            multiplexed_model_id=self._model_id if multiplexed_model_id is None else multiplexed_model_id,
         )
 
     def __getattr__(self, name: str) -> _HandleMethod:
@@ -103,14 +106,17 @@ class DeploymentHandle:
         return _submit(self, self._method_name, args, kwargs)
 
     def __reduce__(self) -> Any:
-        return (_rebuild_handle, (self._deployment_name, self._app_name, self._method_name, self._stream))
+        return (
+            _rebuild_handle,
+            (self._deployment_name, self._app_name, self._method_name, self._stream, self._model_id),
+        )
 
     def __repr__(self) -> str:
         return f"DeploymentHandle(deployment='{self._deployment_name}', app='{self._app_name}')"
 
 
-def _rebuild_handle(deployment: str, app: str, method: str, stream: bool) -> DeploymentHandle:
-    return DeploymentHandle(deployment, app, method_name=method, stream=stream)
+def _rebuild_handle(deployment: str, app: str, method: str, stream: bool, model_id: str = "") -> DeploymentHandle:
+    return DeploymentHandle(deployment, app, method_name=method, stream=stream, multiplexed_model_id=model_id)
 
 
 class _HandleMethod:
@@ -129,13 +135,14 @@ def _submit(
     handle: DeploymentHandle, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> DeploymentResponse | DeploymentResponseGenerator:
     key = replicas_key(handle.app_name, handle.deployment_name)
+    model = handle._model_id
     if handle._stream:
-        return DeploymentResponseGenerator(_stream(key, method, args, kwargs))
+        return DeploymentResponseGenerator(_stream(key, method, args, kwargs, model))
     loop = _running_loop()
     if loop is not None:
-        return DeploymentResponse(loop.create_task(_call(key, method, args, kwargs)), loop)
+        return DeploymentResponse(loop.create_task(_call(key, method, args, kwargs, model)), loop)
     bg = _background_loop()
-    return DeploymentResponse(asyncio.run_coroutine_threadsafe(_call(key, method, args, kwargs), bg), bg)
+    return DeploymentResponse(asyncio.run_coroutine_threadsafe(_call(key, method, args, kwargs, model), bg), bg)
 
 
 async def _resolve_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -147,12 +154,14 @@ async def _resolve_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
     return args, kwargs
 
 
-async def _call(key: tuple[str, str, str], method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def _call(
+    key: tuple[str, str, str], method: str, args: tuple[Any, ...], kwargs: dict[str, Any], model: str
+) -> Any:
     args, kwargs = await _resolve_args(args, kwargs)
     payload = cloudpickle.dumps((args, kwargs), protocol=5)
     router = client_for_loop(asyncio.get_running_loop()).router(key)
     while True:
-        inflight = await router.assign(lambda rid: (W.CALL, rid, method, False, payload))
+        inflight = await router.assign(lambda rid: (W.CALL, rid, method, False, payload, model), model)
         try:
             frame = await inflight.next()
         except asyncio.CancelledError:
@@ -166,12 +175,14 @@ async def _call(key: tuple[str, str, str], method: str, args: tuple[Any, ...], k
         # REJECT: the replica is shutting down; another one takes the call.
 
 
-async def _stream(key: tuple[str, str, str], method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def _stream(
+    key: tuple[str, str, str], method: str, args: tuple[Any, ...], kwargs: dict[str, Any], model: str
+) -> Any:
     args, kwargs = await _resolve_args(args, kwargs)
     payload = cloudpickle.dumps((args, kwargs), protocol=5)
     router = client_for_loop(asyncio.get_running_loop()).router(key)
     while True:
-        inflight = await router.assign(lambda rid: (W.CALL, rid, method, True, payload))
+        inflight = await router.assign(lambda rid: (W.CALL, rid, method, True, payload, model), model)
         try:
             while True:
                 frame = await inflight.next()
