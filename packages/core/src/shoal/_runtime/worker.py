@@ -77,9 +77,22 @@ def _give_memory_back() -> None:
         libc.malloc_trim(0)
     # Arrow's allocator (mimalloc) likewise keeps freed pages until its next call, which an
     # idle worker does not make. Imported by the task, never by this module.
+    pool = _arrow_pool()
+    if pool is not None:
+        pool.release_unused()
+
+
+def _arrow_pool() -> Any:
+    """Arrow's default memory pool if a task imported pyarrow (completely: another thread of
+    the worker may be importing it right now), else None."""
     pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None:
-        pyarrow.default_memory_pool().release_unused()
+    get_pool = getattr(pyarrow, "default_memory_pool", None)
+    if get_pool is None:
+        return None
+    try:
+        return get_pool()
+    except Exception:  # noqa: BLE001 - memory housekeeping must never fail a worker
+        return None
 
 
 def _release_arrow_if_used() -> None:
@@ -89,10 +102,9 @@ def _release_arrow_if_used() -> None:
     tasks. Tasks that allocate with numpy only (most maps) skip this.
     """
     global _arrow_allocs
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is None:
+    pool = _arrow_pool()
+    if pool is None:
         return
-    pool = pyarrow.default_memory_pool()
     counter = getattr(pool, "num_allocations", None)  # pyarrow >= 16
     count = counter() if counter is not None else -2
     if count != _arrow_allocs:
