@@ -205,10 +205,13 @@ class ObjectTable:
         obj = self.objects.get(object_id)
         return obj is not None and obj.payload is not None and obj.payload[0] != REMOTE
 
-    def exists(self, object_id: bytes) -> bool:
-        """Is the value (or error) here or on another node?"""
+    def settled(self, object_id: bytes, fetch: bool = True) -> bool:
+        """Does a wait for this object end: its value (or error) is here (or, without
+        ``fetch``, on another node), or it is unknown here (freed, never existed)?"""
         obj = self.objects.get(object_id)
-        return obj is not None and obj.payload is not None
+        if obj is None:
+            return True
+        return obj.payload is not None and (not fetch or obj.payload[0] != REMOTE)
 
     def is_remote(self, object_id: bytes) -> bool:
         obj = self.objects.get(object_id)

@@ -41,8 +41,7 @@ def wait_for_objects(
         for i in unique:
             if objects.is_remote(i):
                 node.peers.pull(i)
-    here = objects.is_ready if fetch else objects.exists
-    ready = sum(1 for i in unique if here(i) or i not in objects.objects)
+    ready = sum(1 for i in unique if objects.settled(i, fetch))
     if ready >= num_ready:
         on_done(True)
         return _nothing
@@ -67,7 +66,7 @@ def wait_for_objects(
 
     arrived.remote_ok = not fetch  # type: ignore[attr-defined]  # see ObjectTable.set_remote
     for oid in unique:
-        if not here(oid) and oid in objects.objects:
+        if not objects.settled(oid, fetch):
             cb = arrived
             objects.add_waiter(oid, cb)
             waiters.append((oid, cb))
@@ -142,8 +141,8 @@ def _submit_and_get(node: NodeRuntime, w: WorkerProc, args: Any, reply: Callable
             # Results in shared memory stay here, held for the peer until it frees or pulls them.
             values = dict(zip(sent, _portable_for(node, w, sent), strict=True))
             reply([values.get(i, _KEPT_HERE) for i in ids])
-        # The results that went went whole (inline, or as raw frames pinned until written),
-        # so the peer's hold on them ends here rather than with a message of its own.
+        # Results sent went whole (inline, or as raw frames pinned until written), so the
+        # peer's hold on them ends here rather than with a message of its own.
         node._on_refs(w, (P.REFS, [(i, -1) for i in sent], []))
 
     # The return objects were made here by the submit: none is remote, so no pulls.
@@ -208,10 +207,9 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             ids, num_returns, timeout, *more = args
             fetch = more[0] if more else True
             block, unblock = _blocker(node, w)
-            here = node.objects.is_ready if fetch else node.objects.exists
 
             def done(ok: bool) -> None:
-                ready = [i for i in ids if here(i) or i not in node.objects.objects]
+                ready = [i for i in ids if node.objects.settled(i, fetch)]
                 reply(ready[:num_returns])
 
             wait_for_objects(node, ids, num_returns, timeout, done, block, unblock, fetch)

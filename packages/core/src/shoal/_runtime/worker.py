@@ -105,11 +105,12 @@ def _release_arrow_if_used() -> None:
     pool = _arrow_pool()
     if pool is None:
         return
-    counter = getattr(pool, "num_allocations", None)  # pyarrow >= 16
-    count = counter() if counter is not None else -2
-    if count != _arrow_allocs:
+    counter = getattr(pool, "num_allocations", None)
+    if counter is None:
+        return  # pyarrow < 16: released only after long tasks and when idle
+    if counter() != _arrow_allocs:
         pool.release_unused()
-        _arrow_allocs = counter() if counter is not None else -2
+        _arrow_allocs = counter()
 
 
 _libc: Any = None

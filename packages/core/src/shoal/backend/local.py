@@ -284,9 +284,8 @@ class LocalBackend(MemoryKV, Backend):
             node.drain_releases()
             wait_for_objects(node, ids, num_returns, timeout, lambda ok: event.set(), fetch=fetch_local)
         event.wait()
-        here = node.objects.is_ready if fetch_local else node.objects.exists
         with node.lock:
-            ready_ids = {i for i in ids if here(i) or i not in node.objects.objects}
+            ready_ids = {i for i in ids if node.objects.settled(i, fetch_local)}
         ready = [r for r in refs if r._id in ready_ids][:num_returns]
         chosen = {r._id for r in ready}
         return ready, [r for r in refs if r._id not in chosen]
