@@ -126,6 +126,25 @@ def test_task_results_are_freed_when_refs_drop(small_store) -> None:
     assert _wait_until(lambda: node.store.used <= used_before + 0)
 
 
+def test_returns_that_do_not_fit_together_fail_and_take_nothing(small_store) -> None:
+    from shoal.exceptions import ObjectStoreFullError
+
+    node = small_store
+
+    @shoal.remote(num_returns=3, max_retries=0)
+    def three(sizes):
+        return tuple(np.full(n, 7, dtype=np.uint8) for n in sizes)
+
+    # The returns' space is asked for in one request: two that fit, then one that cannot.
+    used_before = node.store.used
+    refs = three.remote([20 * MB, 20 * MB, 100 * MB])
+    with pytest.raises(ObjectStoreFullError):
+        shoal.get(refs[0])
+    assert _wait_until(lambda: node.store.used <= used_before)
+    a, b, c = three.remote([20 * MB, 20 * MB, 1000])
+    assert [int(shoal.get(r)[-1]) for r in (a, b, c)] == [7, 7, 7]
+
+
 def test_nested_refs_keep_inner_objects_alive(small_store) -> None:
     inner = shoal.put(np.arange(1_000_000))
     outer = shoal.put({"inner": inner})

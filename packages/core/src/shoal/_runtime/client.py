@@ -155,6 +155,11 @@ class RuntimeClient:
         region: tuple[str, int, int] = self.request("alloc", nbytes)
         return region
 
+    def allocate_many(self, sizes: list[int]) -> list[tuple[str, int, int]]:
+        """Regions for several values in one round trip (a task's returns)."""
+        regions: list[tuple[str, int, int]] = self.request("alloc_many", sizes)
+        return regions
+
     def context(self) -> Any:
         """The running task's context (None outside tasks)."""
         return None

@@ -873,6 +873,18 @@ class NodeRuntime(ProcessPool, Pipelining):
         w.allocs[(alloc.path, alloc.offset)] = alloc
         return alloc.path, alloc.offset, alloc.size
 
+    def allocate_many_for_worker(self, w: WorkerProc, sizes: list[int]) -> list[tuple[str, int, int]]:
+        """Space for several values: all of it, or none (what was taken goes back)."""
+        regions: list[tuple[str, int, int]] = []
+        try:
+            for nbytes in sizes:
+                regions.append(self.allocate_for_worker(w, nbytes))
+        except BaseException:
+            for path, offset, _ in regions:
+                self.store.free(w.allocs.pop((path, offset)))
+            raise
+        return regions
+
     # -- cancellation -------------------------------------------------------
 
     def cancel(self, object_id: bytes, force: bool, recursive: bool) -> None:

@@ -191,6 +191,8 @@ def handle_request(node: NodeRuntime, w: WorkerProc, req_id: int, op: str, args:
             _submit_and_get(node, w, args, reply)
         elif op == "alloc":
             reply(node.allocate_for_worker(w, args))
+        elif op == "alloc_many":
+            reply(node.allocate_many_for_worker(w, args))
         elif op == "get":
             ids, timeout = args
             block, unblock = _blocker(node, w)

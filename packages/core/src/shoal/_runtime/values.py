@@ -20,16 +20,20 @@ from shoal.object_ref import ObjectRef
 __all__ = [
     "Allocator",
     "DepMarker",
+    "ManyAllocator",
     "decode_payload",
     "encode_call",
     "encode_error",
     "encode_serialized",
     "encode_value",
+    "encode_values",
     "payload_size",
 ]
 
 #: ``allocate(nbytes) -> (path, offset, size)`` of a region of shared memory.
 Allocator = Callable[[int], tuple[str, int, int]]
+#: ``allocate_many([nbytes, ...]) -> [(path, offset, size), ...]``: all the regions, or an error.
+ManyAllocator = Callable[[list[int]], list[tuple[str, int, int]]]
 
 
 class DepMarker:
@@ -47,11 +51,21 @@ class DepMarker:
 def encode_serialized(ser: Serialized, max_inline: int, allocate: Allocator) -> tuple[Any, ...]:
     """A payload for an already-serialized value."""
     if ser.size <= max_inline:
-        return (P.INLINE, ser.data, [bytes(b) for b in ser.buffers])
-    pieces: list[Any] = [ser.data, *ser.buffers]
-    total = layout_size([len(ser.data), *(b.nbytes for b in ser.buffers)])
-    path, offset, size = allocate(total)
-    offsets = write_into(path, offset, size, pieces)
+        return _inline(ser)
+    return _write_shared(ser, allocate(_shared_size(ser)))
+
+
+def _inline(ser: Serialized) -> tuple[Any, ...]:
+    return (P.INLINE, ser.data, [bytes(b) for b in ser.buffers])
+
+
+def _shared_size(ser: Serialized) -> int:
+    return layout_size([len(ser.data), *(b.nbytes for b in ser.buffers)])
+
+
+def _write_shared(ser: Serialized, region: tuple[str, int, int]) -> tuple[Any, ...]:
+    path, offset, size = region
+    offsets = write_into(path, offset, size, [ser.data, *ser.buffers])
     spans = [(o, b.nbytes) for o, b in zip(offsets[1:], ser.buffers, strict=True)]
     return (P.SHM, path, offset, size, len(ser.data), spans)
 
@@ -98,6 +112,16 @@ def encode_value(value: Any, max_inline: int, allocate: Allocator) -> tuple[tupl
     """``(payload, contained_ref_ids)`` for ``value``."""
     ser = serialize(value)
     return encode_serialized(ser, max_inline, allocate), ser.refs
+
+
+def encode_values(
+    values: list[Any], max_inline: int, allocate_many: ManyAllocator
+) -> list[tuple[tuple[Any, ...], list[bytes]]]:
+    """:func:`encode_value` of several values, with one request for all their shared memory."""
+    sers = [serialize(v) for v in values]
+    large = [ser for ser in sers if ser.size > max_inline]
+    regions = iter(allocate_many([_shared_size(ser) for ser in large]) if large else ())
+    return [(_write_shared(ser, next(regions)) if ser.size > max_inline else _inline(ser), ser.refs) for ser in sers]
 
 
 def encode_error(error: BaseException) -> tuple[Any, ...]:
