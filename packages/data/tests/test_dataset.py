@@ -165,6 +165,22 @@ def test_random_shuffle_and_block_order_are_seeded_permutations() -> None:
     assert [r["id"] for r in ds.repartition(3, shuffle=True).take_all()] != list(range(200))
 
 
+def test_random_shuffle_is_uniform() -> None:
+    # Every row is equally likely at every position: over many seeds, the mean value found
+    # at each position is the mean row (a shuffle that kept rows near their block, or
+    # blocks in order, moves these means by far more than the tolerance, ~5 sigma).
+    ds = sd.range(40, override_num_blocks=4).materialize()
+    seeds = 80
+    sums = np.zeros(40)
+    for seed in range(seeds):
+        out = [r["id"] for r in ds.random_shuffle(seed=seed).take_all()]
+        assert sorted(out) == list(range(40))
+        sums += out
+    means = sums / seeds
+    assert np.all(np.abs(means - 19.5) < 6.5), means
+    assert abs(means[:10].mean() - 19.5) < 3.5 and abs(means[-10:].mean() - 19.5) < 3.5
+
+
 def test_sort() -> None:
     rng = np.random.default_rng(0)
     values = rng.integers(0, 50, 500)

@@ -49,14 +49,21 @@ def test_range_partition_unsorted_keeps_equal_keys_together_and_nulls_last() -> 
     assert [sorted(p.column("k").to_pylist(), key=str) for p in parts] == [[1, 1], [5, 5], [9, None]]
 
 
-def test_random_partition_is_a_seeded_permutation() -> None:
-    t = pa.table({"v": np.arange(100)})
+def test_random_partition_sends_each_row_to_one_seeded_random_part() -> None:
+    t = pa.table({"v": np.arange(3000)})
     parts = _partition.random_partition(t, 3, [7, 0])
     again = _partition.random_partition(t, 3, [7, 0])
-    assert [p.num_rows for p in parts] == [34, 33, 33]
+    other = _partition.random_partition(t, 3, [8, 0])
     values = np.concatenate([p.column("v").to_numpy() for p in parts])
-    assert sorted(values) == list(range(100)) and list(values) != list(range(100))
+    assert sorted(values) == list(range(3000))
+    # Uniform parts: each holds about a third, a different mix of the rows for another seed.
+    assert all(850 < p.num_rows < 1150 for p in parts)
     assert [p.column("v").to_pylist() for p in parts] == [p.column("v").to_pylist() for p in again]
+    assert [p.column("v").to_pylist() for p in parts] != [p.column("v").to_pylist() for p in other]
+    # Rows keep their order within a part (the reduce side permutes), and parts own their buffers.
+    assert all(np.all(np.diff(p.column("v").to_numpy()) > 0) for p in parts)
+    assert all(p.get_total_buffer_size() <= p.nbytes + 64 for p in parts)
+    assert _partition.random_partition(t, 1, [7, 0]) == [t]
 
 
 def test_slice_table_copies() -> None:
