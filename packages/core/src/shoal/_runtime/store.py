@@ -233,43 +233,27 @@ def _forget_write_map(fd: int) -> None:
             pass  # a writer still holds a view; the mapping goes with it
 
 
-# Writable mappings of the runtime's shared chunks in a worker, by path: with the memfd's
-# inode, since a path names whatever file holds that fd number now. Chunks live as long as
-# the store, so keeping them mapped pins nothing; mapping a region for every object written
-# (and unmapping it) cost a shuffle's map tasks as much as the copy itself.
-_CHUNK_MAPS: dict[str, tuple[int, mmap.mmap]] = {}
-
-
-def _chunk_write_view(fd: int, path: str, offset: int, size: int) -> memoryview | None:
-    """A view through the cached mapping of a shared chunk; None for a dedicated segment."""
-    st = os.fstat(fd)
-    if size >= st.st_size:
-        return None  # a dedicated segment: freed as a whole, so never kept mapped
-    with _MAPS_LOCK:
-        cached = _CHUNK_MAPS.get(path)
-        if cached is None or cached[0] != st.st_ino:
-            _CHUNK_MAPS[path] = cached = (st.st_ino, mmap.mmap(fd, st.st_size, flags=mmap.MAP_SHARED))
-    return memoryview(cached[1])[offset : offset + size]
-
-
 def write_into(path: str, offset: int, size: int, pieces: list[memoryview | bytes]) -> list[int]:
     """Copy ``pieces`` one after another (64-byte aligned) into the region; returns their offsets."""
     fd, owned = _open_fd(path)
-    m = None
+    if not owned:
+        view = own_write_view(fd, offset, size)
+        try:
+            return _copy_pieces(view, pieces)
+        finally:
+            view.release()
     try:
-        view = _chunk_write_view(fd, path, offset, size) if owned else own_write_view(fd, offset, size)
-        if view is None:
-            m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, offset=offset)
-            view = memoryview(m)
+        m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, offset=offset)
     finally:
-        if owned:
-            os.close(fd)
+        os.close(fd)
     try:
-        return _copy_pieces(view, pieces)
+        view = memoryview(m)
+        try:
+            return _copy_pieces(view, pieces)
+        finally:
+            view.release()
     finally:
-        view.release()
-        if m is not None:
-            m.close()
+        m.close()
 
 
 def _copy_pieces(view: memoryview, pieces: list[memoryview | bytes]) -> list[int]:
