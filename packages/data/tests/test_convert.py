@@ -39,7 +39,7 @@ def test_numpy_views_are_read_only_unless_writable_requested() -> None:
 def test_batch_to_block_rejects_bad_batches_naming_the_problem() -> None:
     with pytest.raises(ValueError, match="'a' has 2 rows but 'b' has 3"):
         _convert.batch_to_block({"a": np.arange(2), "b": np.arange(3)})
-    with pytest.raises(TypeError, match="must be a dict of columns"):
+    with pytest.raises(ValueError, match="must be a dict of columns"):
         _convert.batch_to_block([1, 2, 3])
     with pytest.raises(TypeError, match="different shapes"):
         _convert.batch_to_block({"t": [np.zeros((2, 2)), np.zeros((3, 3))]})
@@ -61,7 +61,7 @@ def test_rows_round_trip_with_missing_keys_and_tensors() -> None:
     back = _convert.rows_of(table)
     assert back[0]["b"] is None and back[1]["b"] == "x"
     np.testing.assert_array_equal(back[1]["v"], np.ones(3))
-    with pytest.raises(TypeError, match="must be a dict, got int"):
+    with pytest.raises(ValueError, match="must be a dict, got int"):
         _convert.rows_to_block([{"a": 1}, 5])
 
 

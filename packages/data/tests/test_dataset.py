@@ -65,7 +65,7 @@ def test_map_batches_batch_size_args_and_generators() -> None:
 
 
 def test_map_batches_bad_return_value_is_a_clear_error() -> None:
-    with pytest.raises(TypeError, match=r"must be a dict of numpy arrays, a pandas\.DataFrame or a pyarrow\.Table"):
+    with pytest.raises(ValueError, match=r"must be a dict of numpy arrays, a pandas\.DataFrame or a pyarrow\.Table"):
         sd.range(3).map_batches(lambda b: [1, 2, 3]).take_all()
 
 
@@ -274,3 +274,41 @@ def test_iter_rows_and_batches() -> None:
     batches = list(ds.iter_batches(batch_size=4))
     assert [b["id"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [len(b) for b in ds.iter_batches(batch_size=4, batch_format="pandas", drop_last=True)] == [4, 4]
+
+
+def test_filter_by_expression() -> None:
+    ds = sd.from_items([{"id": i, "label": "abc"[i % 3], "x.y": float(i)} for i in range(10)])
+    assert [r["id"] for r in ds.filter(expr="id <= 4").take_all()] == [0, 1, 2, 3, 4]
+    picked = ds.filter(expr="id > 2 and label in ['a', 'c'] or id == 0").take_all()
+    assert [r["id"] for r in picked] == [0, 3, 5, 6, 8, 9]
+    assert [r["id"] for r in ds.filter(expr="x.y * 2 >= 16").take_all()] == [8, 9]
+    assert [r["id"] for r in ds.filter(expr="not 1 < id < 9").take_all()] == [0, 1, 9]
+    nulls = sd.from_items([{"v": 1}, {"v": None}, {"v": 3}])
+    assert nulls.filter(expr="v is None").count() == 1 and nulls.filter(expr="v is not None").count() == 2
+    for bad, message in [
+        ("id % 2 == 0", "arithmetic operator is not supported"),
+        ("id >", "not a valid expression"),
+        ("__import__('os')", "a call other than"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ds.filter(expr=bad)  # at the call, before anything runs
+    with pytest.raises(ValueError, match="exactly one of fn and expr"):
+        ds.filter()
+    with pytest.raises(ValueError, match="exactly one of fn and expr"):
+        ds.filter(lambda r: True, expr="id > 1")
+    with pytest.raises(ValueError, match="cannot be applied"):
+        ds.filter(expr="missing > 1").take_all()
+
+
+def test_random_sample() -> None:
+    ds = sd.range(2000, override_num_blocks=4)
+    a = [r["id"] for r in ds.random_sample(0.25, seed=7).take_all()]
+    assert a == [r["id"] for r in ds.random_sample(0.25, seed=7).take_all()]
+    assert 380 < len(a) < 620 and a == sorted(set(a))
+    # Every block contributes, with its own draw.
+    assert all(any(lo <= i < lo + 500 for i in a) for lo in range(0, 2000, 500))
+    assert [i % 500 for i in a if i < 500] != [i % 500 for i in a if 500 <= i < 1000]
+    assert ds.random_sample(0).count() == 0 and ds.random_sample(1).count() == 2000
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="fraction must be between 0 and 1"):
+            ds.random_sample(bad)  # type: ignore[arg-type]

@@ -60,6 +60,19 @@ def test_directories_skip_hidden_files_and_filter_extensions(tmp_path: Path) -> 
     assert _rows(sd.read_parquet(str(tmp_path)), "v") == [1, 2]
 
 
+def test_input_files_lists_each_file_read_once(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.csv").write_text("x\n1\n")
+    a, b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")
+    ds = sd.read_csv(str(tmp_path))
+    assert ds.input_files() == [a, b]  # from the plan, before anything runs
+    mapped = ds.map(lambda r: r)
+    assert mapped.input_files() == [a, b]
+    assert mapped.materialize().input_files() == [a, b]
+    assert ds.union(sd.read_csv(a)).input_files() == [a, b]
+    assert sd.range(3).input_files() == [] and sd.from_items([{"x": 1}]).input_files() == []
+
+
 def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         sd.read_csv("/definitely/not/here.csv")

@@ -185,7 +185,7 @@ def batch_to_block(batch: Any, what: str = "the batch") -> pa.Table:
         return pa.table(columns)
     if _is_pandas_frame(batch):
         return _frame_to_block(batch)
-    raise TypeError(
+    raise ValueError(
         f"{what} must be a dict of columns (numpy arrays), a pandas.DataFrame or a pyarrow.Table, "
         f"got {type(batch).__name__}"
     )
@@ -236,7 +236,8 @@ def rows_to_block(rows: Iterable[Any], what: str = "row") -> pa.Table:
     keys: dict[str, None] = {}
     for row in rows:
         if not isinstance(row, Mapping):
-            raise TypeError(f"each {what} must be a dict, got {type(row).__name__}: {row!r}")
+            # ValueError, as Ray Data raises for a map UDF that returns something else.
+            raise ValueError(f"each {what} must be a dict, got {type(row).__name__}: {row!r}")
         keys.update(dict.fromkeys(row))
     columns = {}
     for key in keys:

@@ -357,7 +357,7 @@ class JSONDatasink(BlockBasedFileDatasink):
     def write_block_to_file(self, block: BlockAccessor, file: pa.NativeFile) -> None:
         out = io.StringIO()
         for row in _convert.rows_of(block.to_arrow()):
-            out.write(json.dumps(row, default=_json_default))
+            out.write(json.dumps(row, default=_json_default, separators=(",", ":")))  # compact, as Ray writes
             out.write("\n")
         file.write(out.getvalue().encode("utf-8"))
 

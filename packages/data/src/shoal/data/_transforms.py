@@ -20,6 +20,7 @@ import pyarrow as pa
 from shoal.data import _convert
 from shoal.data._aggops import iter_groups
 from shoal.data._batching import iter_batches
+from shoal.data._expr import compile_predicate
 from shoal.data._numpy_arrow import binary_array, to_arrow
 from shoal.data.datasource import Datasink, TaskContext
 
@@ -31,6 +32,8 @@ __all__ = [
     "RowMapTransform",
     "FlatMapTransform",
     "FilterTransform",
+    "ExprFilterTransform",
+    "SampleTransform",
     "ProjectTransform",
     "AddColumnTransform",
     "MapGroupsTransform",
@@ -169,7 +172,8 @@ class _OutputCollector:
             self._flush_dicts()
             self._tables.append(_convert.batch_to_block(out, self._what))
             return
-        raise TypeError(
+        # ValueError, as Ray Data raises for a UDF's output of the wrong kind.
+        raise ValueError(
             f"{self._what} is a {type(out).__name__}; it must be a dict of numpy arrays, "
             "a pandas.DataFrame or a pyarrow.Table"
         )
@@ -269,6 +273,41 @@ class FilterTransform(MapTransform):
         for block in blocks:
             keep = np.fromiter((bool(self._call(fn, row)) for row in _convert.rows_of(block)), bool, block.num_rows)
             yield block.filter(pa.array(keep))
+
+
+class ExprFilterTransform(MapTransform):
+    """``filter(expr=...)``: an Arrow predicate, no user code."""
+
+    def __init__(self, name: str, expr: str) -> None:
+        self.name = name
+        self.expr = expr
+        compile_predicate(expr)  # a bad expression fails here, in the driver
+
+    def apply(self, blocks: Iterator[pa.Table], ctx: TransformContext) -> Iterator[pa.Table]:
+        predicate = compile_predicate(self.expr)
+        for block in blocks:
+            if block.num_columns == 0:
+                yield block
+                continue
+            try:
+                yield block.filter(predicate)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                raise ValueError(f"filter expr {self.expr!r} cannot be applied to {block.schema}: {e}") from None
+
+
+class SampleTransform(MapTransform):
+    """``random_sample``: each row kept with probability ``fraction``."""
+
+    def __init__(self, name: str, fraction: float, seed: int | None) -> None:
+        self.name = name
+        self.fraction = fraction
+        self.seed = seed
+
+    def apply(self, blocks: Iterator[pa.Table], ctx: TransformContext) -> Iterator[pa.Table]:
+        for i, block in enumerate(blocks):
+            # Seeded per task and block, so that blocks draw different rows.
+            rng = np.random.default_rng(None if self.seed is None else [self.seed, ctx.task_idx, i])
+            yield block.filter(pa.array(rng.random(block.num_rows) < self.fraction))
 
 
 class ProjectTransform(MapTransform):

@@ -36,10 +36,12 @@ from shoal.data._transforms import (
     UDF,
     AddColumnTransform,
     BatchMapTransform,
+    ExprFilterTransform,
     FilterTransform,
     FlatMapTransform,
     ProjectTransform,
     RowMapTransform,
+    SampleTransform,
     WriteTransform,
 )
 from shoal.data._write import run_write
@@ -164,7 +166,8 @@ class Dataset:
 
     def filter(
         self,
-        fn: Any,
+        fn: Any = None,
+        expr: str | None = None,
         *,
         compute: Any = None,
         fn_args: Iterable[Any] | None = None,
@@ -177,10 +180,27 @@ class Dataset:
         concurrency: int | tuple[int, ...] | None = None,
         **ray_remote_args: Any,
     ) -> Dataset:
-        """Keep the rows for which ``fn(row)`` is true."""
-        udf = UDF(fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
+        """Keep the rows for which ``fn(row)`` is true, or those matching ``expr``.
+
+        ``expr`` is a predicate string such as ``"id > 5 and label in ['a', 'b']"``
+        (see :mod:`shoal.data._expr` for the grammar), evaluated by Arrow on whole
+        blocks instead of calling Python per row.
+        """
+        if (fn is None) == (expr is None):
+            raise ValueError("filter needs exactly one of fn and expr")
         args = _remote_args(num_cpus, num_gpus, memory, ray_remote_args)
+        if expr is not None:
+            return self._map(ExprFilterTransform(f"Filter({expr})", expr), None, compute, concurrency, args)
+        udf = UDF(fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
         return self._map(FilterTransform(f"Filter({udf.name})", udf), udf, compute, concurrency, args)
+
+    def random_sample(self, fraction: float, *, seed: int | None = None) -> Dataset:
+        """About ``fraction`` of the rows, each kept independently with that probability."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise ValueError(f"random_sample: fraction must be between 0 and 1, got {fraction!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"random_sample: seed must be a non-negative integer, got {seed!r}")
+        return self._map(SampleTransform("RandomSample", float(fraction), seed), None, None, None, {})
 
     def add_column(
         self,
@@ -489,6 +509,22 @@ class Dataset:
         schema = self.schema(fetch_if_missing)
         return None if schema is None else schema.names
 
+    def input_files(self) -> list[str]:
+        """The files this dataset reads, each once, in order; [] when it reads none.
+
+        Found in the plan (file datasources and blocks already read), without running it.
+        """
+        files: dict[str, None] = {}
+        stack: list[LogicalOp] = [self._plan]
+        while stack:
+            op = stack.pop()
+            if isinstance(op, Read):
+                files.update(dict.fromkeys(getattr(op.datasource, "files", [])))
+            elif isinstance(op, InputData):
+                files.update(dict.fromkeys(f for _, m in op.blocks for f in m.input_files or []))
+            stack.extend(reversed(op.inputs))
+        return list(files)
+
     def _take_blocks(self, limit: int | None) -> list[pa.Table]:
         ds = self.limit(limit) if limit is not None else self
         return [shoal.get(ref) for ref, _ in ds._iter_refs()]
@@ -748,14 +784,6 @@ class MaterializedDataset(Dataset):
 
     def size_bytes(self) -> int:
         return sum(int(m.size_bytes or 0) for _, m in self._blocks)
-
-    def input_files(self) -> list[str]:
-        files: list[str] = []
-        for _, m in self._blocks:
-            for f in m.input_files or []:
-                if f not in files:
-                    files.append(f)
-        return files
 
     def __repr__(self) -> str:
         schema = known_schema(self._plan)
