@@ -384,6 +384,32 @@ def test_actor_is_destroyed_when_last_handle_goes() -> None:
         shoal.get_actor("scoped")
 
 
+def test_actor_goes_with_its_last_handle_without_the_garbage_collector() -> None:
+    # Calling a method must not tie the handle into a reference cycle: the actor, and the
+    # CPU it holds, would then stay until the collector happened to run.
+    gc.disable()
+    try:
+        cpus = shoal.available_resources()["CPU"]
+        assert shoal.get(Counter.options(num_cpus=1).remote().add.remote()) == 1
+        h = Counter.options(num_cpus=1).remote()
+        pid = shoal.get(h.pid.remote())
+        del h
+        deadline = time.time() + 10
+        while time.time() < deadline and shoal.available_resources().get("CPU", 0.0) < cpus:
+            time.sleep(0.05)
+        assert shoal.available_resources().get("CPU", 0.0) == cpus
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the actor's process outlived its last handle")
+    finally:
+        gc.enable()
+
+
 @pytest.mark.shoal_backends("local", "cluster")
 def test_detached_actor_outlives_its_handle() -> None:
     c = Counter.options(name="detached-one", lifetime="detached").remote(7)

@@ -193,10 +193,9 @@ class ActorHandle:
         if info is None or name not in info.methods:
             cls = info.class_name if info is not None else "actor"
             raise AttributeError(f"'ActorHandle' of {cls} has no method {name!r}")
-        method = ActorMethod(self, name, info.methods[name])
-        # Cache on the instance so repeated calls skip __getattr__.
-        self.__dict__[name] = method
-        return method
+        # Not cached on the handle: a method refers to its handle, and the cycle would keep an
+        # unused actor (and the resources it holds) alive until the garbage collector ran.
+        return ActorMethod(self, name, info.methods[name])
 
     def __reduce__(self) -> Any:
         return (ActorHandle, (self._info,))
