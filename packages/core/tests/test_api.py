@@ -187,6 +187,8 @@ def test_wait_bad_input() -> None:
         shoal.wait([ref], num_returns=2)
     with pytest.raises(TypeError):
         shoal.wait([1])
+    # Nothing to wait for is not an error (as in Ray), whatever num_returns says.
+    assert shoal.wait([]) == ([], []) and shoal.wait([], num_returns=3) == ([], [])
 
 
 # -- cancel --------------------------------------------------------------------

@@ -120,12 +120,12 @@ def wait(
         raise ValueError("wait() requires a list of unique object refs")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
         raise ValueError(f"num_returns must be an integer >= 0, got {num_returns!r}")
-    if num_returns > len(object_refs):
-        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(object_refs)})")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
     if not object_refs:
-        return [], []
+        return [], []  # as Ray: nothing to wait for, whatever num_returns asks
+    if num_returns > len(object_refs):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(object_refs)})")
     return _session.backend().wait(list(object_refs), num_returns, timeout, fetch_local)
 
 
