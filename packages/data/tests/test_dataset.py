@@ -243,14 +243,26 @@ def test_materialize_and_conversions() -> None:
     assert list(df.columns) == ["id", "x"] and df["x"].sum() == 95.0
     with pytest.raises(ValueError, match="limit of 5"):
         ds.to_pandas(limit=5)
-    tables = sd.shoal_get = None
-
     tables = shoal.get(ds.to_arrow_refs())
     assert sum(t.num_rows for t in tables) == 20
     arrays = shoal.get(ds.to_numpy_refs(column="x"))
     np.testing.assert_array_equal(np.concatenate(arrays), np.arange(20) * 0.5)
     dicts = shoal.get(ds.to_numpy_refs())
     assert set(dicts[0]) == {"id", "x"}
+    frames = shoal.get(ds.to_pandas_refs())
+    assert all(isinstance(f, pd.DataFrame) for f in frames)
+    assert pd.concat(frames)["x"].tolist() == [i * 0.5 for i in range(20)]
+
+
+def test_from_refs() -> None:
+    frames = sd.from_pandas_refs([shoal.put(pd.DataFrame({"x": [1, 2]})), shoal.put(pd.DataFrame({"x": [3]}))])
+    assert frames.take_all() == [{"x": 1}, {"x": 2}, {"x": 3}] and frames.num_blocks() == 2
+    assert sd.from_numpy_refs(shoal.put(np.arange(3))).take_all() == [{"data": 0}, {"data": 1}, {"data": 2}]
+    assert sd.from_arrow_refs([shoal.put(pa.table({"y": [1]}))]).take_all() == [{"y": 1}]
+    with pytest.raises(TypeError, match="expects ObjectRefs"):
+        sd.from_pandas_refs([pd.DataFrame({"x": [1]})])
+    with pytest.raises(ValueError, match="must be a dict of columns"):
+        sd.from_pandas_refs([shoal.put(5)])
 
 
 def test_from_creators() -> None:

@@ -93,3 +93,27 @@ def test_map_groups_sees_whole_groups(frame: pd.DataFrame) -> None:
     assert sorted(r["g"] for r in rows) == ["a", "b", "c"] and sum(r["rows"] for r in rows) == 2000
     whole = sd.range(10, override_num_blocks=3).groupby(None).map_groups(lambda b: {"n": np.array([len(b["id"])])})
     assert whole.take_all() == [{"n": 10}]
+
+
+def test_quantile_and_unique() -> None:
+    from shoal.data.aggregate import AggregateFn, Count, Quantile, Unique
+
+    assert sd.range(11, override_num_blocks=3).aggregate(Quantile("id")) == {"quantile(id)": 5.0}
+    items = [{"k": i % 2, "x": i} for i in range(10)] + [{"k": 0, "x": None}]
+    out = (
+        sd.from_items(items, override_num_blocks=3)
+        .groupby("k")
+        .aggregate(Unique("x"), Quantile("x", q=0.25, alias_name="q1"), Count())
+    )
+    assert out.sort("k").take_all() == [
+        {"k": 0, "unique(x)": [0, 2, 4, 6, 8], "q1": 2.0, "count()": 6},
+        {"k": 1, "unique(x)": [1, 3, 5, 7, 9], "q1": 3.0, "count()": 5},
+    ]
+    assert sd.from_items(items).aggregate(Unique("x", ignore_nulls=False))["unique(x)"][-1] is None
+    # Python aggregations alone, without any keyed or Arrow-computed column beside them.
+    total = AggregateFn(init=lambda k: 0, accumulate_row=lambda a, r: a + r["id"], merge=lambda a, b: a + b, name="s")
+    assert sd.range(11, override_num_blocks=3).aggregate(total) == {"s": 55}
+    with pytest.raises(ValueError, match="q must be between 0 and 1"):
+        Quantile("x", q=2)
+    with pytest.raises(ValueError, match="column 'zz' is not in the dataset"):
+        sd.range(3).aggregate(Quantile("zz"))

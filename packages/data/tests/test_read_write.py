@@ -73,6 +73,33 @@ def test_input_files_lists_each_file_read_once(tmp_path: Path) -> None:
     assert sd.range(3).input_files() == [] and sd.from_items([{"x": 1}]).input_files() == []
 
 
+def test_hive_partition_directories_become_columns(tmp_path: Path) -> None:
+    for year in (2020, 2021):
+        (tmp_path / f"year={year}" / "m=1").mkdir(parents=True)
+        pq.write_table(pa.table({"v": [year]}), tmp_path / f"year={year}" / "m=1" / "a.parquet")
+    root = str(tmp_path)
+    rows = sorted(sd.read_parquet(root).take_all(), key=lambda r: r["v"])
+    assert rows == [{"v": 2020, "year": "2020", "m": "1"}, {"v": 2021, "year": "2021", "m": "1"}]
+    assert sd.read_parquet(root).schema().names == ["v", "year", "m"]
+    # A partition column can be asked for (and projected) although no file stores it.
+    assert sorted(r["year"] for r in sd.read_parquet(root, columns=["year"]).take_all()) == ["2020", "2021"]
+    assert sorted(r["year"] for r in sd.read_parquet(root).select_columns(["year"]).take_all()) == ["2020", "2021"]
+    assert sorted(sd.read_parquet(root, partitioning=None).take_all(), key=lambda r: r["v"]) == [
+        {"v": 2020},
+        {"v": 2021},
+    ]
+    dirs = sd.Partitioning("dirs", base_dir=root, field_names=["a"])
+    assert sorted(r["a"] for r in sd.read_parquet(root, partitioning=dirs).take_all()) == ["year=2020", "year=2021"]
+    with pytest.raises(ValueError, match="needs base_dir and field_names"):
+        sd.Partitioning("dirs")
+    (tmp_path / "csv" / "k=x").mkdir(parents=True)
+    (tmp_path / "csv" / "k=x" / "f.csv").write_text("v\n1\n")
+    assert sd.read_csv(str(tmp_path / "csv")).take_all() == [{"v": 1, "k": "x"}]
+    (tmp_path / "txt" / "k=x").mkdir(parents=True)
+    (tmp_path / "txt" / "k=x" / "f.txt").write_text("hello\n")
+    assert sd.read_text(str(tmp_path / "txt")).take_all() == [{"text": "hello"}]  # off by default, as in Ray
+
+
 def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         sd.read_csv("/definitely/not/here.csv")

@@ -61,6 +61,9 @@ def _aggregate_all(table: pa.Table, specs: list[tuple[Any, str, Any, str]]) -> p
             columns[name] = to_arrow(np.array([table.num_rows], dtype=np.int64))
         else:
             columns[name] = pa.repeat(pc.call_function(func, [table.column(col)], opts), 1)
+    if not columns:
+        # Still the one row: Python aggregations add their states to it.
+        return pa.table({"_": [0]}).drop_columns(["_"])
     return pa.table(columns)
 
 

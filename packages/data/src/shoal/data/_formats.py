@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from shoal.data import _convert
 from shoal.data._lazy import LazyModule
+from shoal.data._partitioning import partition_values
 from shoal.data.block import BlockAccessor, BlockMetadata
 from shoal.data.datasource import BlockBasedFileDatasink, FileBasedDatasource, ReadTask
 
@@ -58,6 +59,22 @@ class ParquetDatasource(FileBasedDatasource):
             raise TypeError(f"columns must be a list of column names, got {columns!r}")
         self._columns = list(columns) if columns is not None else None
         self._footers: dict[str, pq.FileMetaData] | None = None
+        # Columns named by directories, not stored in the files: never asked of pyarrow.
+        self._path_keys: set[str] = set()
+        if self._partitioning is not None:
+            for path, _ in self._files:
+                self._path_keys.update(partition_values(self._partitioning, path))
+
+    def _file_columns(self) -> list[str] | None:
+        if self._columns is None:
+            return None
+        return [c for c in self._columns if c not in self._path_keys]
+
+    def _add_path_columns(self, block: pa.Table, path: str) -> pa.Table:
+        block = super()._add_path_columns(block, path)
+        if self._columns is None:
+            return block
+        return block.select([*self._columns, *(["path"] if self._include_paths else [])])
 
     def _open_input_source(self, filesystem: pafs.FileSystem, path: str) -> pa.NativeFile:
         return filesystem.open_input_file(path)
@@ -68,11 +85,12 @@ class ParquetDatasource(FileBasedDatasource):
     def _row_groups(self, pf: pq.ParquetFile, groups: list[int] | None) -> Iterator[pa.Table]:
         """The row groups one by one: a fused transform downstream frees each before the next
         is decoded, where reading the whole file would hold all of them at once."""
+        columns = self._file_columns()
         if pf.metadata.num_row_groups == 0:
-            yield pf.read(columns=self._columns)
+            yield pf.read(columns=columns)
             return
         for g in range(pf.metadata.num_row_groups) if groups is None else groups:
-            yield pf.read_row_group(g, columns=self._columns)
+            yield pf.read_row_group(g, columns=columns)
 
     def supports_projection_pushdown(self) -> bool:
         return True
@@ -115,9 +133,7 @@ class ParquetDatasource(FileBasedDatasource):
         for path, groups in pieces:
             with self._filesystem.open_input_file(path) as f:
                 for table in self._row_groups(pq.ParquetFile(f, **self._arrow_args), groups):
-                    if self._include_paths:
-                        table = table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
-                    yield table
+                    yield self._add_path_columns(table, path)
 
     def get_read_tasks(self, parallelism: int) -> list[ReadTask]:
         footers = self._load_footers()

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 import shoal
 from shoal.data import _aggops, _partition
-from shoal.data._convert import compact, concat_blocks
+from shoal.data._convert import array_from_values, batch_to_block, compact, concat_blocks
 from shoal.data._partition import SortKey
 from shoal.data._transforms import MapTransform, TransformContext, apply_chain
 from shoal.data.aggregate import AggregateFn
@@ -173,6 +173,12 @@ def to_numpy(block: pa.Table, column: str | None) -> Any:
     return table_to_numpy(block)
 
 
+def to_pandas(block: pa.Table) -> Any:
+    from shoal.data._convert import block_to_batch
+
+    return block_to_batch(block, "pandas")
+
+
 def unique(block: pa.Table, column: str) -> pa.Array:
     if column not in block.column_names:
         if block.num_columns == 0:
@@ -184,6 +190,17 @@ def unique(block: pa.Table, column: str) -> pa.Array:
 # -- remote wrappers, made on first use ------------------------------------------------
 
 _REMOTE: dict[tuple[str, int], Any] = {}
+
+
+def value_to_block(value: Any) -> tuple[pa.Table, BlockMetadata]:
+    """A block from a pandas DataFrame or an ndarray already in the object store."""
+    if isinstance(value, np.ndarray):
+        table = pa.table({"data": array_from_values(value if value.ndim else value.reshape(1), "data")})
+    else:
+        table = compact(batch_to_block(value, "a value behind the refs given"))
+    return table, BlockMetadata.of(table)
+
+
 _FUNCS = {
     "run_map": run_map,
     "sample": sample,
@@ -197,7 +214,9 @@ _FUNCS = {
     "slice_concat": slice_concat,
     "zip_blocks": zip_blocks,
     "to_numpy": to_numpy,
+    "to_pandas": to_pandas,
     "unique": unique,
+    "value_to_block": value_to_block,
 }
 
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from shoal.data._numpy_arrow import to_arrow, to_numpy
 
-__all__ = ["AggregateFn", "Count", "Sum", "Min", "Max", "Mean", "Std", "AbsMax"]
+__all__ = ["AbsMax", "AggregateFn", "Count", "Max", "Mean", "Min", "Quantile", "Std", "Sum", "Unique"]
 
 # One hash-aggregation of pyarrow: (input column or [] for count_all, function, options, output name).
 ArrowSpec = tuple[Any, str, Any, str]
@@ -261,3 +261,68 @@ class Std(_ArrowAgg):
         if not self.ignore_nulls:
             invalid |= nulls > 0
         return to_arrow(std, mask=invalid)
+
+
+class _ColumnValues(AggregateFn):
+    """Aggregations that need a group's values themselves: gathered per block, then merged."""
+
+    _label = ""
+
+    def __init__(self, on: str, ignore_nulls: bool, alias_name: str | None) -> None:
+        if not isinstance(on, str) or not on:
+            raise ValueError(f"{type(self).__name__} needs a column: {type(self).__name__}(on='column')")
+        self.on = on
+        self.ignore_nulls = ignore_nulls
+        super().__init__(
+            init=lambda key: [],
+            merge=lambda a, b: a + b,
+            name=alias_name or f"{self._label}({on})",
+            accumulate_block=self._gather,
+            finalize=self._result,
+        )
+
+    def _validate(self, schema: pa.Schema | None) -> None:
+        if schema is not None and self.on not in schema.names:
+            raise ValueError(f"{self.name}: column {self.on!r} is not in the dataset (columns: {schema.names})")
+
+    def _gather(self, acc: list[Any], block: pa.Table) -> list[Any]:
+        column = block.column(self.on)
+        if self.ignore_nulls:
+            column = column.drop_null()
+        return acc + column.to_pylist()
+
+    def _result(self, values: list[Any]) -> Any:
+        raise NotImplementedError
+
+
+class Quantile(_ColumnValues):
+    """The ``q``-quantile of a column, interpolated linearly between the nearest values."""
+
+    _label = "quantile"
+
+    def __init__(self, on: str, q: float = 0.5, ignore_nulls: bool = True, alias_name: str | None = None) -> None:
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+            raise ValueError(f"Quantile: q must be between 0 and 1, got {q!r}")
+        self.q = float(q)
+        super().__init__(on, ignore_nulls, alias_name)
+
+    def _result(self, values: list[Any]) -> Any:
+        if not values or (not self.ignore_nulls and any(v is None for v in values)):
+            return None
+        return float(np.quantile(np.asarray(values, dtype=np.float64), self.q))
+
+
+class Unique(_ColumnValues):
+    """The distinct values of a column, as a list (sorted when they compare)."""
+
+    _label = "unique"
+
+    def __init__(self, on: str, ignore_nulls: bool = True, alias_name: str | None = None) -> None:
+        super().__init__(on, ignore_nulls, alias_name)
+
+    def _result(self, values: list[Any]) -> Any:
+        distinct = list(dict.fromkeys(values))
+        try:
+            return sorted(distinct, key=lambda v: (v is None, v))
+        except TypeError:
+            return distinct

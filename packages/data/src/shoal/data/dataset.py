@@ -625,6 +625,11 @@ class Dataset:
         """ObjectRefs of the blocks (pyarrow Tables)."""
         return [ref for ref, _ in self.materialize()._blocks]
 
+    def to_pandas_refs(self) -> list[Any]:
+        """ObjectRefs of each block as a pandas DataFrame."""
+        fn = _tasks.remote_fn("to_pandas")
+        return [fn.remote(ref) for ref, _ in self._iter_refs()]
+
     def to_numpy_refs(self, *, column: str | None = None) -> list[Any]:
         """ObjectRefs of each block as a dict of ndarrays (or one ndarray of ``column``)."""
         fn = _tasks.remote_fn("to_numpy")

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from shoal.data import _convert, _paths
 from shoal.data._lazy import LazyModule
+from shoal.data._partitioning import Partitioning, add_partition_columns, partition_values
 from shoal.data.block import BlockAccessor, BlockMetadata
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "TaskContext",
     "FileBasedDatasource",
     "BlockBasedFileDatasink",
+    "Partitioning",
 ]
 
 
@@ -186,7 +188,11 @@ class FileBasedDatasource(Datasource):
         ignore_missing_paths: bool = False,
         shuffle: str | None = None,
         open_stream_args: dict[str, Any] | None = None,
+        partitioning: Partitioning | None = None,
     ) -> None:
+        if partitioning is not None and not isinstance(partitioning, Partitioning):
+            raise TypeError(f"partitioning must be a Partitioning or None, got {type(partitioning).__name__}")
+        self._partitioning = partitioning
         if shuffle not in (None, "files"):
             raise ValueError(f"shuffle must be None or 'files', got {shuffle!r}")
         if filesystem is not None and not isinstance(filesystem, pafs.FileSystem):
@@ -220,10 +226,15 @@ class FileBasedDatasource(Datasource):
     def _read_file(self, path: str) -> Iterator[pa.Table]:
         with self._open_input_source(self._filesystem, path) as f:
             for out in self._read_stream(f, path):
-                block = _convert.batch_to_block(out, f"a block read from {path}")
-                if self._include_paths:
-                    block = block.append_column("path", pa.array([path] * block.num_rows, pa.string()))
-                yield block
+                yield self._add_path_columns(_convert.batch_to_block(out, f"a block read from {path}"), path)
+
+    def _add_path_columns(self, block: pa.Table, path: str) -> pa.Table:
+        """The partition values the path names, then the path itself when asked for."""
+        if self._partitioning is not None:
+            block = add_partition_columns(block, partition_values(self._partitioning, path))
+        if self._include_paths:
+            block = block.append_column("path", pa.array([path] * block.num_rows, pa.string()))
+        return block
 
     def estimate_inmemory_data_size(self) -> int | None:
         sizes = [s for _, s in self._files]

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 import shoal
-from shoal.data import _convert
+from shoal.data import _convert, _tasks
 from shoal.data._formats import (
     BinaryDatasource,
     CSVDatasource,
@@ -25,7 +25,10 @@ from shoal.data._range import RangeDatasource
 from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
 from shoal.data.dataset import Dataset, MaterializedDataset
-from shoal.data.datasource import Datasource
+from shoal.data.datasource import Datasource, Partitioning
+
+# As in Ray Data: parquet, CSV and JSON reads take ``key=value`` directories as columns.
+_HIVE = Partitioning("hive")
 
 __all__ = [
     "range",
@@ -188,6 +191,26 @@ def from_arrow(tables: pa.Table | list[pa.Table], *, override_num_blocks: int | 
     return _put_tables(list(items))
 
 
+def _from_value_refs(refs: Any, what: str) -> MaterializedDataset:
+    refs = refs if isinstance(refs, (list, tuple)) else [refs]
+    if not all(isinstance(r, shoal.ObjectRef) for r in refs):
+        raise TypeError(f"{what} expects ObjectRefs, got {[type(r).__name__ for r in refs]}")
+    fn = _tasks.remote_fn("value_to_block", 2)
+    pairs = [fn.remote(r) for r in refs]
+    metas = shoal.get([m for _, m in pairs])
+    return MaterializedDataset(InputData([(b, m) for (b, _), m in zip(pairs, metas, strict=True)]))
+
+
+def from_pandas_refs(refs: Any) -> MaterializedDataset:
+    """A dataset of pandas DataFrames already in the object store (converted where they are)."""
+    return _from_value_refs(refs, "from_pandas_refs")
+
+
+def from_numpy_refs(refs: Any) -> MaterializedDataset:
+    """A dataset of ndarrays already in the object store: one row per element of the first axis."""
+    return _from_value_refs(refs, "from_numpy_refs")
+
+
 def from_arrow_refs(refs: Any) -> MaterializedDataset:
     """A dataset of pyarrow Tables already in the object store."""
     refs = refs if isinstance(refs, (list, tuple)) else [refs]
@@ -237,6 +260,7 @@ def read_parquet(
     shuffle: str | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = _HIVE,
     ray_remote_args: dict[str, Any] | None = None,
     **arrow_parquet_args: Any,
 ) -> Dataset:
@@ -246,6 +270,7 @@ def read_parquet(
         override_num_blocks=override_num_blocks, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
         concurrency=concurrency, ray_remote_args=ray_remote_args, columns=columns, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         arrow_parquet_args=arrow_parquet_args,
     )  # fmt: skip
 
@@ -265,6 +290,7 @@ def read_csv(
     file_extensions: list[str] | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = _HIVE,
     ray_remote_args: dict[str, Any] | None = None,
     **arrow_csv_args: Any,
 ) -> Dataset:
@@ -274,6 +300,7 @@ def read_csv(
         override_num_blocks=override_num_blocks, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
         concurrency=concurrency, ray_remote_args=ray_remote_args, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         open_stream_args=arrow_open_stream_args, arrow_csv_args=arrow_csv_args,
     )  # fmt: skip
 
@@ -294,6 +321,7 @@ def read_json(
     file_extensions: list[str] | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = _HIVE,
     ray_remote_args: dict[str, Any] | None = None,
     **arrow_json_args: Any,
 ) -> Dataset:
@@ -303,6 +331,7 @@ def read_json(
         override_num_blocks=override_num_blocks, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
         concurrency=concurrency, ray_remote_args=ray_remote_args, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         open_stream_args=arrow_open_stream_args, lines=lines, arrow_json_args=arrow_json_args,
     )  # fmt: skip
 
@@ -324,6 +353,7 @@ def read_text(
     file_extensions: list[str] | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = None,
     ray_remote_args: dict[str, Any] | None = None,
 ) -> Dataset:
     """Text files, one row per line in a column ``text``."""
@@ -332,6 +362,7 @@ def read_text(
         override_num_blocks=override_num_blocks, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
         concurrency=concurrency, ray_remote_args=ray_remote_args, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         open_stream_args=arrow_open_stream_args, encoding=encoding, drop_empty_lines=drop_empty_lines,
     )  # fmt: skip
 
@@ -348,6 +379,7 @@ def read_numpy(
     file_extensions: list[str] | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = None,
     allow_pickle: bool = False,
     **numpy_load_args: Any,
 ) -> Dataset:
@@ -356,6 +388,7 @@ def read_numpy(
         NumpyDatasource, paths, filesystem=filesystem, parallelism=parallelism,
         override_num_blocks=override_num_blocks, concurrency=concurrency, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         open_stream_args=arrow_open_stream_args, allow_pickle=allow_pickle, numpy_load_args=numpy_load_args,
     )  # fmt: skip
 
@@ -375,6 +408,7 @@ def read_binary_files(
     file_extensions: list[str] | None = None,
     concurrency: int | None = None,
     override_num_blocks: int | None = None,
+    partitioning: Partitioning | None = None,
     ray_remote_args: dict[str, Any] | None = None,
 ) -> Dataset:
     """Whole files as bytes, one row per file in a column ``bytes`` (and ``path`` with ``include_paths``)."""
@@ -383,5 +417,6 @@ def read_binary_files(
         override_num_blocks=override_num_blocks, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
         concurrency=concurrency, ray_remote_args=ray_remote_args, include_paths=include_paths,
         file_extensions=file_extensions, ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
+        partitioning=partitioning,
         open_stream_args=arrow_open_stream_args,
     )  # fmt: skip
