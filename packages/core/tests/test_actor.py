@@ -384,6 +384,7 @@ def test_actor_is_destroyed_when_last_handle_goes() -> None:
         shoal.get_actor("scoped")
 
 
+@pytest.mark.shoal_backends("local", "cluster")
 def test_actor_goes_with_its_last_handle_without_the_garbage_collector() -> None:
     # Calling a method must not tie the handle into a reference cycle: the actor, and the
     # CPU it holds, would then stay until the collector happened to run.
