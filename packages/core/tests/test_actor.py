@@ -371,17 +371,19 @@ def test_actor_is_destroyed_when_last_handle_goes() -> None:
     pid = shoal.get(c.pid.remote())
     del c
     gc.collect()
-    deadline = time.time() + 10
+    _wait_for_exit(pid, time.time() + 10)
+    with pytest.raises(ValueError):
+        shoal.get_actor("scoped")
+
+
+def _wait_for_exit(pid: int, deadline: float) -> None:
     while time.time() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            break
+            return
         time.sleep(0.05)
-    else:
-        pytest.fail("the actor's process outlived its last handle")
-    with pytest.raises(ValueError):
-        shoal.get_actor("scoped")
+    pytest.fail("the actor's process outlived its last handle")
 
 
 @pytest.mark.shoal_backends("local", "cluster")
@@ -399,14 +401,7 @@ def test_actor_goes_with_its_last_handle_without_the_garbage_collector() -> None
         while time.time() < deadline and shoal.available_resources().get("CPU", 0.0) < cpus:
             time.sleep(0.05)
         assert shoal.available_resources().get("CPU", 0.0) == cpus
-        while time.time() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the actor's process outlived its last handle")
+        _wait_for_exit(pid, deadline)
     finally:
         gc.enable()
 
