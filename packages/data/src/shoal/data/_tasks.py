@@ -179,6 +179,15 @@ def to_pandas(block: pa.Table) -> Any:
     return block_to_batch(block, "pandas")
 
 
+def value_to_block(value: Any) -> tuple[pa.Table, BlockMetadata]:
+    """A block from a pandas DataFrame or an ndarray already in the object store."""
+    if isinstance(value, np.ndarray):
+        table = pa.table({"data": array_from_values(value if value.ndim else value.reshape(1), "data")})
+    else:
+        table = compact(batch_to_block(value, "a value behind the refs given"))
+    return table, BlockMetadata.of(table)
+
+
 def unique(block: pa.Table, column: str) -> pa.Array:
     if column not in block.column_names:
         if block.num_columns == 0:
@@ -190,15 +199,6 @@ def unique(block: pa.Table, column: str) -> pa.Array:
 # -- remote wrappers, made on first use ------------------------------------------------
 
 _REMOTE: dict[tuple[str, int], Any] = {}
-
-
-def value_to_block(value: Any) -> tuple[pa.Table, BlockMetadata]:
-    """A block from a pandas DataFrame or an ndarray already in the object store."""
-    if isinstance(value, np.ndarray):
-        table = pa.table({"data": array_from_values(value if value.ndim else value.reshape(1), "data")})
-    else:
-        table = compact(batch_to_block(value, "a value behind the refs given"))
-    return table, BlockMetadata.of(table)
 
 
 _FUNCS = {
