@@ -58,6 +58,12 @@ def test_directories_skip_hidden_files_and_filter_extensions(tmp_path: Path) -> 
     (tmp_path / ".hidden.parquet").write_text("not parquet")
     (tmp_path / "notes.txt").write_text("not parquet")
     assert _rows(sd.read_parquet(str(tmp_path)), "v") == [1, 2]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x.csv").write_text("a\n1\n")
+    (tmp_path / "c" / "notes.txt").write_text("a\n2\n")
+    assert sd.read_csv(str(tmp_path / "c")).take_all() == [{"a": 1}]  # only .csv, as in Ray
+    assert _rows(sd.read_csv(str(tmp_path / "c"), file_extensions=["csv", "txt"]), "a") == [1, 2]
+    assert sd.read_csv(str(tmp_path / "c" / "notes.txt")).take_all() == [{"a": 2}]  # named: read
 
 
 def test_input_files_lists_each_file_read_once(tmp_path: Path) -> None:

@@ -226,6 +226,9 @@ def _arrow_csv_error(path: str, f_reopen: Any, kwargs: dict[str, Any], error: Ex
 class CSVDatasource(FileBasedDatasource):
     """CSV files, parsed by pyarrow (``read_options``, ``parse_options``, ``convert_options``)."""
 
+    # As Ray Data: a directory's other files (notes, logs) are not read as CSV.
+    _FILE_EXTENSIONS = ["csv", "csv.gz", "csv.br", "csv.zst", "csv.lz4"]
+
     def __init__(self, paths: Any, *, arrow_csv_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(paths, **kwargs)
         self._csv_args = dict(arrow_csv_args or {})
@@ -259,7 +262,7 @@ def _json_error(path: str, data: bytes, error: Exception) -> Exception:
 class JSONDatasource(FileBasedDatasource):
     """JSON lines files (one object per line), or files holding one JSON array of objects."""
 
-    _FILE_EXTENSIONS = ["json", "jsonl", "json.gz", "jsonl.gz"]
+    _FILE_EXTENSIONS = [f"{e}{c}" for e in ("json", "jsonl") for c in ("", ".gz", ".br", ".zst", ".lz4")]
 
     def __init__(
         self, paths: Any, *, lines: bool = False, arrow_json_args: dict[str, Any] | None = None, **kwargs: Any
