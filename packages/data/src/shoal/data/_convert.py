@@ -19,6 +19,7 @@ __all__ = [
     "BATCH_FORMATS",
     "check_batch_format",
     "column_to_numpy",
+    "ndarray_to_block",
     "table_to_numpy",
     "table_to_pandas",
     "block_to_batch",
@@ -247,6 +248,11 @@ def rows_to_block(rows: Iterable[Any], what: str = "row") -> pa.Table:
 
 
 # -- blocks ------------------------------------------------------------------------
+
+
+def ndarray_to_block(array: np.ndarray) -> pa.Table:
+    """One row per element of the first axis (a 0-d array is one row), in a column ``data``."""
+    return pa.table({"data": array_from_values(array if array.ndim else array.reshape(1), "data")})
 
 
 def compact(table: pa.Table) -> pa.Table:

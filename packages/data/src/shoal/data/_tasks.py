@@ -15,7 +15,7 @@ import pyarrow as pa
 
 import shoal
 from shoal.data import _aggops, _partition
-from shoal.data._convert import array_from_values, batch_to_block, compact, concat_blocks
+from shoal.data._convert import batch_to_block, compact, concat_blocks, ndarray_to_block
 from shoal.data._partition import SortKey
 from shoal.data._transforms import MapTransform, TransformContext, apply_chain
 from shoal.data.aggregate import AggregateFn
@@ -182,7 +182,7 @@ def to_pandas(block: pa.Table) -> Any:
 def value_to_block(value: Any) -> tuple[pa.Table, BlockMetadata]:
     """A block from a pandas DataFrame or an ndarray already in the object store."""
     if isinstance(value, np.ndarray):
-        table = pa.table({"data": array_from_values(value if value.ndim else value.reshape(1), "data")})
+        table = ndarray_to_block(value)
     else:
         table = compact(batch_to_block(value, "a value behind the refs given"))
     return table, BlockMetadata.of(table)

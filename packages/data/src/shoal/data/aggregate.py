@@ -266,9 +266,9 @@ class Std(_ArrowAgg):
 class _ColumnValues(AggregateFn):
     """Aggregations that need a group's values themselves: gathered per block, then merged."""
 
-    _label = ""
-
-    def __init__(self, on: str, ignore_nulls: bool, alias_name: str | None) -> None:
+    def __init__(
+        self, label: str, on: str, ignore_nulls: bool, alias_name: str | None, result: Callable[[list[Any]], Any]
+    ) -> None:
         if not isinstance(on, str) or not on:
             raise ValueError(f"{type(self).__name__} needs a column: {type(self).__name__}(on='column')")
         self.on = on
@@ -276,9 +276,9 @@ class _ColumnValues(AggregateFn):
         super().__init__(
             init=lambda key: [],
             merge=lambda a, b: a + b,
-            name=alias_name or f"{self._label}({on})",
+            name=alias_name or f"{label}({on})",
             accumulate_block=self._gather,
-            finalize=self._result,
+            finalize=result,
         )
 
     def _validate(self, schema: pa.Schema | None) -> None:
@@ -289,22 +289,18 @@ class _ColumnValues(AggregateFn):
         column = block.column(self.on)
         if self.ignore_nulls:
             column = column.drop_null()
-        return acc + column.to_pylist()
-
-    def _result(self, values: list[Any]) -> Any:
-        raise NotImplementedError
+        acc.extend(column.to_pylist())
+        return acc
 
 
 class Quantile(_ColumnValues):
     """The ``q``-quantile of a column, interpolated linearly between the nearest values."""
 
-    _label = "quantile"
-
     def __init__(self, on: str, q: float = 0.5, ignore_nulls: bool = True, alias_name: str | None = None) -> None:
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
             raise ValueError(f"Quantile: q must be between 0 and 1, got {q!r}")
         self.q = float(q)
-        super().__init__(on, ignore_nulls, alias_name)
+        super().__init__("quantile", on, ignore_nulls, alias_name, self._result)
 
     def _result(self, values: list[Any]) -> Any:
         if not values or (not self.ignore_nulls and any(v is None for v in values)):
@@ -315,10 +311,8 @@ class Quantile(_ColumnValues):
 class Unique(_ColumnValues):
     """The distinct values of a column, as a list (sorted when they compare)."""
 
-    _label = "unique"
-
     def __init__(self, on: str, ignore_nulls: bool = True, alias_name: str | None = None) -> None:
-        super().__init__(on, ignore_nulls, alias_name)
+        super().__init__("unique", on, ignore_nulls, alias_name, self._result)
 
     def _result(self, values: list[Any]) -> Any:
         distinct = list(dict.fromkeys(values))

@@ -160,9 +160,7 @@ def from_numpy(ndarrays: np.ndarray | list[np.ndarray]) -> MaterializedDataset:
     for a in arrays:
         if not isinstance(a, np.ndarray):
             raise TypeError(f"from_numpy expects ndarrays, got {type(a).__name__}")
-    return _put_tables(
-        [pa.table({"data": _convert.array_from_values(a if a.ndim else a.reshape(1), "data")}) for a in arrays]
-    )
+    return _put_tables([_convert.ndarray_to_block(a) for a in arrays])
 
 
 def from_pandas(dfs: Any, override_num_blocks: int | None = None) -> MaterializedDataset:
