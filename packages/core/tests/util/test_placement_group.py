@@ -27,7 +27,8 @@ def where():
 
 def test_pack_group_reserves_and_runs_tasks() -> None:
     pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK", name="packed")
-    assert shoal.get(pg.ready(), timeout=10) is True
+    ready = shoal.get(pg.ready(), timeout=10)  # the group's handle, as in Ray
+    assert ready == pg and ready.bundle_specs == [{"CPU": 1}, {"CPU": 1}]
     assert pg.wait(5)
     assert shoal.available_resources().get("CPU", 0) == 0
     strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=1)

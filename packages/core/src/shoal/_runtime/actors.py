@@ -20,6 +20,8 @@ from shoal.exceptions import (
     TaskCancelledError,
 )
 from shoal.object_ref import new_id
+from shoal.util.placement_group import PlacementGroup as PlacementGroupHandle
+from shoal.util.placement_group import PlacementGroupID
 
 if TYPE_CHECKING:
     from shoal._runtime.node import NodeRuntime
@@ -577,7 +579,7 @@ class ActorManager:
         pg.state = "CREATED"
         ready, pg.ready_ids = pg.ready_ids, []
         for object_id in ready:
-            self._set_pg_ready(object_id)
+            self._set_pg_ready(object_id, pg)
         self.node.dispatch()
 
     # -- placement groups across nodes ------------------------------------------
@@ -713,9 +715,11 @@ class ActorManager:
         self.node.dispatch()
         return True
 
-    def _set_pg_ready(self, object_id: bytes) -> None:
+    def _set_pg_ready(self, object_id: bytes, pg: PlacementGroup) -> None:
+        # As in Ray, the ready ref resolves to the group's handle.
+        handle = PlacementGroupHandle(PlacementGroupID(pg.pg_id), list(pg.bundle_specs))
         node = self.node
-        node.objects.set_ready(object_id, encode_value(True, node.max_inline, node.allocate_for_driver)[0], None)
+        node.objects.set_ready(object_id, encode_value(handle, node.max_inline, node.allocate_for_driver)[0], None)
 
     @property
     def pending_groups(self) -> bool:
@@ -739,7 +743,7 @@ class ActorManager:
                 None,
             )
         elif pg.state == "CREATED":
-            self._set_pg_ready(object_id)
+            self._set_pg_ready(object_id, pg)
         else:
             pg.ready_ids.append(object_id)
         return object_id

@@ -30,6 +30,7 @@ from shoal.exceptions import (
     TaskCancelledError,
 )
 from shoal.object_ref import ObjectRef, ObjectRefGenerator, new_id
+from shoal.util.placement_group import PlacementGroup, PlacementGroupID
 
 __all__ = ["InlineBackend"]
 
@@ -517,7 +518,7 @@ class InlineBackend(MemoryKV, Backend):
         if pg is None or pg["state"] == "REMOVED":
             return self._store_error(PlacementGroupSchedulingError("the placement group was removed"))
         if pg["state"] == "CREATED":
-            return self._store_value(None)
+            return self._store_value(PlacementGroup(PlacementGroupID(pg_id), list(pg["bundles_list"])))
         # Never placeable inline: a ref that never becomes ready.
         return ObjectRef(new_id())
 
