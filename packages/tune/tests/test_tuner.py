@@ -9,6 +9,7 @@ import tempfile
 import pytest
 
 from shoal import tune
+from shoal.exceptions import TaskError
 from shoal.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
 pytestmark = pytest.mark.usefixtures("shoal_runtime")
@@ -96,7 +97,10 @@ def test_a_failing_trial_is_marked_and_the_rest_go_on(tmp_path):
     grid = tune.Tuner(failing, param_space={"x": tune.grid_search([1, 2, 3])}, run_config=run_config(tmp_path)).fit()
     assert grid.num_errors == 1 and grid.num_terminated == 2
     (error,) = grid.errors
-    assert isinstance(error, ValueError) and str(error) == "bad x"
+    # As in Ray: a task error that is also the trainable's own exception class.
+    assert isinstance(error, ValueError) and isinstance(error, TaskError)
+    assert isinstance(error.cause, ValueError) and str(error.cause) == "bad x"
+    assert "ValueError: bad x" in str(error) and "in failing" in str(error)
     bad = next(r for r in grid if r.error is not None)
     with open(os.path.join(bad.path, "error.txt")) as f:
         text = f.read()
@@ -138,7 +142,7 @@ def test_max_failures_retries_from_the_latest_checkpoint(tmp_path):
 def test_without_retries_the_flaky_trial_errors(tmp_path):
     grid = tune.Tuner(flaky, run_config=run_config(tmp_path)).fit()
     assert grid.num_errors == 1
-    assert str(grid.errors[0]) == "transient"
+    assert isinstance(grid.errors[0], RuntimeError) and str(grid.errors[0].cause) == "transient"
 
 
 class Quadratic(tune.Trainable):

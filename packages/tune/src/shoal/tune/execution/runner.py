@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import shoal
+from shoal.exceptions import TaskError
 from shoal.tune.callback import Callback
 from shoal.tune.error import TuneError
 from shoal.tune.execution import controller as c
@@ -310,7 +311,7 @@ class TrialRunner:
                 _, exc, tb = value
                 if tb:
                     _add_note(exc, tb)
-                return c.ErrorEvent(call.trial_id, call.run, exc, tb)
+                return c.ErrorEvent(call.trial_id, call.run, _task_error(exc, tb), tb)
         if call.kind in ("pause", "stop") and not value[-1]:
             self._kill(worker)  # the trainable's thread did not end; do not reuse this process
         # A failing save leaves the trial with its previous checkpoint.
@@ -422,6 +423,13 @@ class TrialRunner:
         for w in list(self._workers):
             self._kill(w)
         self._calls.clear()
+
+
+def _task_error(exc: BaseException, tb: str) -> BaseException:
+    """The trainable's exception as a task error that is also an instance of its class, as in Ray."""
+    if isinstance(exc, TaskError) or not isinstance(exc, Exception):
+        return exc
+    return TaskError("Trainable.train", tb, exc).as_instanceof_cause()
 
 
 def _add_note(exc: BaseException, tb: str) -> None:
