@@ -56,6 +56,7 @@ def test_auto_replicas_and_autoscaling_config() -> None:
         ({"num_replicas": 2, "autoscaling_config": {"max_replicas": 3}}, ValueError, "num_replicas cannot be set"),
         ({"num_replicas": "many"}, ValueError, "num_replicas"),
         ({"num_replicas": -1}, ValueError, "num_replicas"),
+        ({"num_replicas": 0}, ValueError, "num_replicas must be larger than 0"),
         ({"max_ongoing_requests": 0}, ValueError, "max_ongoing_requests"),
         ({"max_queued_requests": 0}, ValueError, "max_queued_requests"),
         ({"health_check_period_s": 0}, ValueError, "health_check_period_s"),

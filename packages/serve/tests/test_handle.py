@@ -112,7 +112,9 @@ def test_composition_over_http_and_handles(serve_url: str) -> None:
     assert handle.stream_sum.remote(4).result() == 0 + 3 + 6 + 9
     assert handle.via_lookup.remote(21).result() == 42
     status = serve.status().applications["default"]
-    assert status.status == "RUNNING"
+    assert status.status == "RUNNING" and status.status is serve.ApplicationStatus.RUNNING
+    assert status.deployments["Adder"].status is serve.DeploymentStatus.HEALTHY
+    assert str(status.status) == "ApplicationStatus.RUNNING"  # a str enum, as in Ray
     assert set(status.deployments) == {"Pipeline", "Adder", "Doubler"}
     # Responses chain in the driver too.
     adder = serve.get_deployment_handle("Adder", "default")

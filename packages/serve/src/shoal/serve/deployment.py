@@ -49,6 +49,9 @@ def make_config(options: dict[str, Any]) -> DeploymentConfig:
     """The :class:`DeploymentConfig` that a set of deployment options means (Ray's rules for ``"auto"``)."""
     num_replicas = options.get("num_replicas")
     autoscaling = options.get("autoscaling_config")
+    if type(num_replicas) is int and num_replicas == 0:
+        # As in Ray: a fixed-size deployment needs a replica; scaling to zero is autoscaling's.
+        raise ValueError("num_replicas must be larger than 0 (to scale to zero, use autoscaling with min_replicas=0)")
     if num_replicas == "auto":
         merged = AutoscalingConfig.default().to_dict()
         if autoscaling is not None:

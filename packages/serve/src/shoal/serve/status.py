@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 __all__ = [
@@ -15,8 +16,8 @@ __all__ = [
 ]
 
 
-class ApplicationStatus:
-    """The states of an application (string constants, as in Ray)."""
+class ApplicationStatus(str, Enum):  # noqa: UP042 - not StrEnum: str() shows the member, as in Ray
+    """The states of an application; each equals its name as a string, as in Ray."""
 
     NOT_STARTED = "NOT_STARTED"
     DEPLOYING = "DEPLOYING"
@@ -26,8 +27,8 @@ class ApplicationStatus:
     DELETING = "DELETING"
 
 
-class DeploymentStatus:
-    """The states of a deployment (string constants, as in Ray)."""
+class DeploymentStatus(str, Enum):  # noqa: UP042 - as ApplicationStatus
+    """The states of a deployment; each equals its name as a string, as in Ray."""
 
     UPDATING = "UPDATING"
     HEALTHY = "HEALTHY"
@@ -39,7 +40,7 @@ class DeploymentStatus:
 
 @dataclass
 class DeploymentStatusOverview:
-    status: str
+    status: DeploymentStatus
     message: str = ""
     replica_states: dict[str, int] = field(default_factory=dict)
     target_num_replicas: int = 0
@@ -47,7 +48,7 @@ class DeploymentStatusOverview:
 
 @dataclass
 class ApplicationStatusOverview:
-    status: str
+    status: ApplicationStatus
     message: str = ""
     last_deployed_time_s: float = 0.0
     route_prefix: str | None = None
@@ -72,9 +73,12 @@ class ServeStatus:
     def from_dict(cls, data: dict[str, Any]) -> ServeStatus:
         apps = {}
         for name, app in data.get("applications", {}).items():
-            deps = {d: DeploymentStatusOverview(**info) for d, info in app["deployments"].items()}
+            deps = {
+                d: DeploymentStatusOverview(**{**info, "status": DeploymentStatus(info["status"])})
+                for d, info in app["deployments"].items()
+            }
             apps[name] = ApplicationStatusOverview(
-                status=app["status"],
+                status=ApplicationStatus(app["status"]),
                 message=app["message"],
                 last_deployed_time_s=app["last_deployed_time_s"],
                 route_prefix=app["route_prefix"],
