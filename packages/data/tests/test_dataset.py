@@ -129,6 +129,13 @@ def test_union_in_order_and_schema_mismatch() -> None:
     assert a.union(b).count() == 5
     with pytest.raises(ValueError, match=r"dataset 0 has \{id: int64\} but dataset 1 has \{x: string\}"):
         a.union(sd.from_items([{"x": "s"}])).take_all()
+    # The same columns in another order are the same schema, as in Ray: rows combine by name.
+    ab = sd.from_items([{"a": 1, "b": "x"}])
+    ba = sd.from_items([{"b": "y", "a": 2}])
+    assert ab.union(ba).take_all() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    assert ab.union(ba).to_pandas().to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+    with pytest.raises(ValueError, match="schemas differ"):
+        ab.union(sd.from_items([{"b": 3, "a": 2}])).take_all()
 
 
 def test_zip_suffixes_and_row_mismatch() -> None:

@@ -106,6 +106,43 @@ def test_hive_partition_directories_become_columns(tmp_path: Path) -> None:
     assert sd.read_text(str(tmp_path / "txt")).take_all() == [{"text": "hello"}]  # off by default, as in Ray
 
 
+def test_write_parquet_partition_cols_round_trip(tmp_path: Path) -> None:
+    items = [{"a": i, "b": f"k{i % 3}", "c": i % 2} for i in range(12)]
+    out = tmp_path / "parts"
+    sd.from_items(items, override_num_blocks=2).write_parquet(str(out), partition_cols=["b", "c"])
+    assert sorted(p.name for p in out.iterdir()) == ["b=k0", "b=k1", "b=k2"]
+    assert sorted(p.name for p in (out / "b=k1").iterdir()) == ["c=0", "c=1"]
+    # The partition values live in the directory names, not in the files.
+    files = sorted((out / "b=k1" / "c=0").iterdir())  # one per write task that had such rows
+    assert [pq.read_table(f).to_pydict() for f in files] in ([{"a": [4]}, {"a": [10]}], [{"a": [10]}, {"a": [4]}])
+    back = sorted(sd.read_parquet(str(out)).take_all(), key=lambda r: r["a"])
+    assert back == [{"a": i, "b": f"k{i % 3}", "c": str(i % 2)} for i in range(12)]
+    with pytest.raises(ValueError, match=r"partition_cols \['nope'\] are not columns"):
+        sd.range(3).write_parquet(str(tmp_path / "bad"), partition_cols=["nope"])
+    with pytest.raises(ValueError, match="cannot be every column"):
+        sd.range(3).write_parquet(str(tmp_path / "all"), partition_cols=["id"])
+    with pytest.raises(TypeError, match="partition_cols must be a non-empty list"):
+        sd.range(3).write_parquet(str(tmp_path / "str"), partition_cols="id")
+
+
+def test_writer_args_functions_and_old_rows_per_file_name(tmp_path: Path) -> None:
+    sd.range(10).write_parquet(str(tmp_path / "z"), arrow_parquet_args_fn=lambda: {"compression": "zstd"})
+    (f,) = list((tmp_path / "z").iterdir())
+    assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
+    import pyarrow.csv as pacsv
+
+    sd.range(2).write_csv(
+        str(tmp_path / "c"), arrow_csv_args_fn=lambda: {"write_options": pacsv.WriteOptions(include_header=False)}
+    )
+    (f,) = list((tmp_path / "c").iterdir())
+    assert f.read_text() == "0\n1\n"
+    with pytest.warns(DeprecationWarning, match="use min_rows_per_file"):
+        sd.range(100, override_num_blocks=10).write_parquet(str(tmp_path / "n"), num_rows_per_file=50)
+    assert len(list((tmp_path / "n").iterdir())) == 2
+    with pytest.raises(ValueError, match="not both"):
+        sd.range(3).write_json(str(tmp_path / "j"), num_rows_per_file=1, min_rows_per_file=1)
+
+
 def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         sd.read_csv("/definitely/not/here.csv")

@@ -464,6 +464,7 @@ class InlineBackend(MemoryKV, Backend):
                 "Alive": True,
                 "NodeManagerAddress": "127.0.0.1",
                 "NodeManagerHostname": os.uname().nodename,
+                "NodeName": "127.0.0.1",
                 "Resources": dict(self._resources),
                 "alive": True,
             }

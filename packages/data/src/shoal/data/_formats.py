@@ -6,17 +6,17 @@ import copy
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from shoal.data import _convert
+from shoal.data import _convert, _paths
 from shoal.data._lazy import LazyModule
 from shoal.data._partitioning import partition_values
 from shoal.data.block import BlockAccessor, BlockMetadata
-from shoal.data.datasource import BlockBasedFileDatasink, FileBasedDatasource, ReadTask
+from shoal.data.datasource import BlockBasedFileDatasink, FileBasedDatasource, ReadTask, TaskContext
 
 if TYPE_CHECKING:
     import pyarrow.csv as pacsv
@@ -333,26 +333,96 @@ class BinaryDatasource(FileBasedDatasource):
 # -- sinks ---------------------------------------------------------------------------
 
 
+def _args_with(args: dict[str, Any], args_fn: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
+    """Writer keyword arguments: the fixed ones, then what ``args_fn`` returns in the write task."""
+    if args_fn is None:
+        return args
+    extra = args_fn()
+    if not isinstance(extra, dict):
+        raise TypeError(f"the writer's args function must return a dict, got {type(extra).__name__}")
+    return {**args, **extra}
+
+
+def _hive_value(value: Any) -> str:
+    # pyarrow's own name for a null partition value
+    return "__HIVE_DEFAULT_PARTITION__" if value is None else str(value)
+
+
 class ParquetDatasink(BlockBasedFileDatasink):
-    def __init__(self, path: str, *, arrow_parquet_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Parquet files; with ``partition_cols``, one file per task and value in ``col=value`` directories."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        partition_cols: Sequence[str] | None = None,
+        arrow_parquet_args: dict[str, Any] | None = None,
+        arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(path, file_format="parquet", **kwargs)
+        if partition_cols is not None and (
+            isinstance(partition_cols, str) or not partition_cols or not all(isinstance(c, str) for c in partition_cols)
+        ):
+            raise TypeError(f"partition_cols must be a non-empty list of column names, got {partition_cols!r}")
+        if arrow_parquet_args_fn is not None and not callable(arrow_parquet_args_fn):
+            raise TypeError(f"arrow_parquet_args_fn must be callable, got {arrow_parquet_args_fn!r}")
+        self._partition_cols = list(partition_cols or [])
         self._args = dict(arrow_parquet_args or {})
+        self._args_fn = arrow_parquet_args_fn
 
     def write_block_to_file(self, block: BlockAccessor, file: pa.NativeFile) -> None:
-        pq.write_table(block.to_arrow(), file, **self._args)
+        pq.write_table(block.to_arrow(), file, **_args_with(self._args, self._args_fn))
+
+    def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
+        if not self._partition_cols:
+            return super().write(blocks, ctx)
+        from shoal.data._hashagg import split_by_keys
+
+        table = _convert.concat_blocks(list(blocks))
+        if table.num_rows == 0:
+            return None
+        cols = self._partition_cols
+        missing = [c for c in cols if c not in table.column_names]
+        if missing:
+            raise ValueError(f"write_parquet: partition_cols {missing} are not columns (columns: {table.column_names})")
+        if len(set(cols)) == table.num_columns:
+            raise ValueError("write_parquet: partition_cols cannot be every column (the files would be empty)")
+        args = _args_with(self._args, self._args_fn)
+        written = []
+        for key, rows in split_by_keys(table, cols):
+            directory = self.path
+            for col, value in zip(cols, key, strict=True):
+                directory = _paths.join_path(directory, f"{col}={_hive_value(value)}")
+            _paths.make_dirs(self._filesystem, directory)
+            target = _paths.join_path(directory, self.filename_for(ctx))
+            with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
+                pq.write_table(rows.drop_columns(cols), f, **args)
+            written.append(target)
+        return written
 
 
 class CSVDatasink(BlockBasedFileDatasink):
-    def __init__(self, path: str, *, arrow_csv_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        arrow_csv_args: dict[str, Any] | None = None,
+        arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(path, file_format="csv", **kwargs)
+        if arrow_csv_args_fn is not None and not callable(arrow_csv_args_fn):
+            raise TypeError(f"arrow_csv_args_fn must be callable, got {arrow_csv_args_fn!r}")
         self._args = dict(arrow_csv_args or {})
+        self._args_fn = arrow_csv_args_fn
 
     def write_block_to_file(self, block: BlockAccessor, file: pa.NativeFile) -> None:
         table = block.to_arrow()
         for name, t in zip(table.column_names, table.schema.types, strict=True):
             if _convert.is_tensor_type(t) or pa.types.is_nested(t):
                 raise ValueError(f"write_csv: column {name!r} holds {t}, which CSV cannot represent")
-        pacsv.write_csv(table, file, **self._args)
+        pacsv.write_csv(table, file, **_args_with(self._args, self._args_fn))
 
 
 def _json_default(value: Any) -> Any:

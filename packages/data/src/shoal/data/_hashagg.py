@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from shoal.data._numpy_arrow import to_arrow, to_numpy
 
-__all__ = ["group_by"]
+__all__ = ["group_by", "split_by_keys"]
 
 # A spec: (column or [], Arrow function name, options, output name).
 Spec = tuple[Any, str, Any, str]
@@ -56,6 +56,20 @@ def group_by(table: pa.Table, keys: Sequence[str], specs: Sequence[Spec], ordere
             out, null = _reduce(table.column(col), grouping, func, *decoded)
             columns[name] = grouping.output(out, null, table.schema.field(col).type if func in ("min", "max") else None)
     return pa.table(columns)
+
+
+def split_by_keys(table: pa.Table, keys: Sequence[str]) -> list[tuple[tuple[Any, ...], pa.Table]]:
+    """The rows of each distinct combination of ``keys`` (first appearance first), with its key values."""
+    grouping = _Grouping.of(table, keys, ordered=True)
+    values = [column.to_pylist() for column in grouping.key_columns]
+    order = np.argsort(grouping.ids, kind="stable")
+    out = []
+    start = 0
+    for slot, count in enumerate(grouping.sizes):
+        rows = table.take(to_arrow(order[start : start + count]))
+        out.append((tuple(v[slot] for v in values), rows))
+        start += count
+    return out
 
 
 class _Grouping:

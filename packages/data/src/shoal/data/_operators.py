@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 import shoal
 from shoal.data import _tasks
 from shoal.data._convert import compact
@@ -478,6 +480,13 @@ class LimitOperator(PhysicalOperator):
         return self.all_inputs_done() or self.satisfied
 
 
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    """The same names with the same types, in any order (blocks are combined by column name)."""
+    if len(a) != len(b) or set(a.names) != set(b.names) or len(set(a.names)) != len(a.names):
+        return a.equals(b)
+    return all(f.type.equals(b.field(f.name).type) for f in a)
+
+
 class UnionOperator(PhysicalOperator):
     """Outputs of its inputs one after the other, refusing blocks whose schema differs."""
 
@@ -495,7 +504,7 @@ class UnionOperator(PhysicalOperator):
         if self._schema is None:
             self._schema, self._schema_from = schema, index
             return
-        if not schema.equals(self._schema):
+        if not _same_columns(schema, self._schema):
             (i, a), (j, b) = sorted([(index, schema), (self._schema_from, self._schema)], key=lambda p: p[0])
             raise ValueError(
                 f"union: the datasets' schemas differ: dataset {i} has {_schema_str(a)} but dataset {j} "

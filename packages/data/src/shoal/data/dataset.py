@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -667,22 +668,31 @@ class Dataset:
         self,
         path: str,
         *,
+        partition_cols: list[str] | None = None,
         filesystem: Any = None,
         try_create_dir: bool = True,
         arrow_open_stream_args: dict[str, Any] | None = None,
+        arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
         min_rows_per_file: int | None = None,
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
+        num_rows_per_file: int | None = None,
         **arrow_parquet_args: Any,
     ) -> None:
-        """Write parquet files into the directory ``path`` (one file per write task)."""
+        """Write parquet files into the directory ``path`` (one file per write task).
+
+        With ``partition_cols``, rows go to hive-style ``col=value`` directories (the
+        partition columns are left out of the files: reading the directory gives them back).
+        """
         sink = ParquetDatasink(
             path,
+            partition_cols=partition_cols,
             arrow_parquet_args=arrow_parquet_args,
+            arrow_parquet_args_fn=arrow_parquet_args_fn,
             filesystem=filesystem,
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
-            min_rows_per_file=min_rows_per_file,
+            min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -693,19 +703,22 @@ class Dataset:
         filesystem: Any = None,
         try_create_dir: bool = True,
         arrow_open_stream_args: dict[str, Any] | None = None,
+        arrow_csv_args_fn: Callable[[], dict[str, Any]] | None = None,
         min_rows_per_file: int | None = None,
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
+        num_rows_per_file: int | None = None,
         **arrow_csv_args: Any,
     ) -> None:
         """Write CSV files (with a header) into the directory ``path``."""
         sink = CSVDatasink(
             path,
             arrow_csv_args=arrow_csv_args,
+            arrow_csv_args_fn=arrow_csv_args_fn,
             filesystem=filesystem,
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
-            min_rows_per_file=min_rows_per_file,
+            min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -719,6 +732,7 @@ class Dataset:
         min_rows_per_file: int | None = None,
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
+        num_rows_per_file: int | None = None,
     ) -> None:
         """Write JSON lines files (one object per row) into the directory ``path``."""
         sink = JSONDatasink(
@@ -726,7 +740,7 @@ class Dataset:
             filesystem=filesystem,
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
-            min_rows_per_file=min_rows_per_file,
+            min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -741,6 +755,7 @@ class Dataset:
         min_rows_per_file: int | None = None,
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
+        num_rows_per_file: int | None = None,
     ) -> None:
         """Write ``column`` as ``.npy`` files into the directory ``path``."""
         sink = NumpyDatasink(
@@ -749,7 +764,7 @@ class Dataset:
             filesystem=filesystem,
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
-            min_rows_per_file=min_rows_per_file,
+            min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -771,6 +786,20 @@ class Dataset:
 
     def __reduce__(self) -> Any:
         return (Dataset, (self._plan,))
+
+
+def _min_rows_per_file(min_rows_per_file: int | None, num_rows_per_file: int | None) -> int | None:
+    """``num_rows_per_file`` is Ray's older name for ``min_rows_per_file``."""
+    if num_rows_per_file is None:
+        return min_rows_per_file
+    if min_rows_per_file is not None:
+        raise ValueError("give min_rows_per_file or num_rows_per_file, not both (num_rows_per_file is its old name)")
+    warnings.warn(
+        "num_rows_per_file is deprecated; use min_rows_per_file",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return num_rows_per_file
 
 
 class MaterializedDataset(Dataset):
