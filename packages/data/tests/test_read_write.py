@@ -143,6 +143,28 @@ def test_writer_args_functions_and_old_rows_per_file_name(tmp_path: Path) -> Non
         sd.range(3).write_json(str(tmp_path / "j"), num_rows_per_file=1, min_rows_per_file=1)
 
 
+def test_write_modes_when_the_path_exists(tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    sd.range(4).write_parquet(out)
+    sd.range(4).write_parquet(out)  # APPEND, the default, adds files beside the first
+    assert len(os.listdir(out)) == 2 and sd.read_parquet(out).count() == 8
+    sd.range(3).write_parquet(out, mode="overwrite")
+    assert len(os.listdir(out)) == 1 and sd.read_parquet(out).count() == 3
+    # IGNORE writes nothing and runs nothing (the UDF would raise).
+    sd.range(4).map(lambda r: 1 // 0).write_parquet(out, mode=sd.SaveMode.IGNORE)
+    assert sd.read_parquet(out).count() == 3
+    for mode in ("error", sd.SaveMode.CREATE):
+        with pytest.raises(ValueError, match="already exists"):
+            sd.range(4).write_csv(out, mode=mode)
+    sd.range(2).write_json(str(tmp_path / "new"), mode="error")  # a new path is fine
+    assert sd.read_json(str(tmp_path / "new")).count() == 2
+    with pytest.raises(ValueError, match="mode must be a SaveMode or one of"):
+        sd.range(1).write_csv(out, mode="sometimes")
+    with pytest.raises(ValueError, match="needs a table format"):
+        sd.range(1).write_csv(out, mode="upsert")
+    assert str(sd.SaveMode.APPEND) == "SaveMode.APPEND" and sd.SaveMode.APPEND == "append"
+
+
 def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         sd.read_csv("/definitely/not/here.csv")

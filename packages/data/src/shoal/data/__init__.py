@@ -25,6 +25,7 @@ from shoal.data.datasource import (
     FileBasedDatasource,
     Partitioning,
     ReadTask,
+    SaveMode,
     TaskContext,
     WriteResult,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Datasource",
     "Datasink",
     "Partitioning",
+    "SaveMode",
     "ReadTask",
     "TaskContext",
     "WriteResult",

@@ -170,6 +170,10 @@ def join_path(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
+def exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
 def make_dirs(fs: pafs.FileSystem, path: str) -> None:
     try:
         fs.create_dir(path, recursive=True)

@@ -31,6 +31,9 @@ def write_results(tables: list[pa.Table]) -> tuple[int, int, list[Any]]:
 def run_write(source: Dataset, write_ds: Dataset, datasink: Datasink) -> None:
     """Run a write: ``on_write_start``, the write tasks, then ``on_write_complete`` or ``on_write_failed``."""
     datasink.on_write_start()
+    if datasink.skips_write:
+        datasink.on_write_complete(WriteResult(0, 0, []))
+        return
     try:
         if datasink.supports_distributed_writes:
             tables = [shoal.get(ref) for ref, _ in write_ds._iter_refs()]

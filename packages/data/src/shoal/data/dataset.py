@@ -48,7 +48,7 @@ from shoal.data._transforms import (
 from shoal.data._write import run_write
 from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
 from shoal.data.context import DataContext
-from shoal.data.datasource import Datasink
+from shoal.data.datasource import Datasink, SaveMode
 from shoal.data.iterator import DataIterator, _DatasetIterator
 
 __all__ = ["Dataset", "MaterializedDataset"]
@@ -677,6 +677,7 @@ class Dataset:
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
+        mode: SaveMode | str = SaveMode.APPEND,
         **arrow_parquet_args: Any,
     ) -> None:
         """Write parquet files into the directory ``path`` (one file per write task).
@@ -693,6 +694,7 @@ class Dataset:
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
+            mode=mode,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -708,6 +710,7 @@ class Dataset:
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
+        mode: SaveMode | str = SaveMode.APPEND,
         **arrow_csv_args: Any,
     ) -> None:
         """Write CSV files (with a header) into the directory ``path``."""
@@ -719,6 +722,7 @@ class Dataset:
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
+            mode=mode,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -733,6 +737,7 @@ class Dataset:
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
+        mode: SaveMode | str = SaveMode.APPEND,
     ) -> None:
         """Write JSON lines files (one object per row) into the directory ``path``."""
         sink = JSONDatasink(
@@ -741,6 +746,7 @@ class Dataset:
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
+            mode=mode,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -756,6 +762,7 @@ class Dataset:
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
+        mode: SaveMode | str = SaveMode.APPEND,
     ) -> None:
         """Write ``column`` as ``.npy`` files into the directory ``path``."""
         sink = NumpyDatasink(
@@ -765,6 +772,7 @@ class Dataset:
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
+            mode=mode,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 

@@ -13,6 +13,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ __all__ = [
     "FileBasedDatasource",
     "BlockBasedFileDatasink",
     "Partitioning",
+    "SaveMode",
 ]
 
 
@@ -112,6 +114,29 @@ class Datasource:
         raise NotImplementedError(f"{type(self).__name__} does not support projection pushdown")
 
 
+class SaveMode(str, Enum):  # noqa: UP042 - str() shows the member, as Ray's does
+    """What a write does when its path already exists (Ray's ``SaveMode``)."""
+
+    CREATE = "create"  # error if the path exists
+    APPEND = "append"  # add files beside what is there (the default)
+    OVERWRITE = "overwrite"  # delete what is there first
+    IGNORE = "ignore"  # write nothing
+    ERROR = "error"  # error if the path exists
+    UPSERT = "upsert"  # table formats only
+
+    @classmethod
+    def parse(cls, mode: SaveMode | str) -> SaveMode:
+        if isinstance(mode, cls):
+            return mode
+        if isinstance(mode, str):
+            try:
+                return cls(mode.lower())
+            except ValueError:
+                pass
+        choices = ", ".join(repr(m.value) for m in cls)
+        raise ValueError(f"mode must be a SaveMode or one of {choices}, got {mode!r}")
+
+
 @dataclass
 class TaskContext:
     """What a task knows about itself: its index within its operator and the operator's name."""
@@ -164,6 +189,11 @@ class Datasink:
     def min_rows_per_write(self) -> int | None:
         """Give each ``write`` call at least this many rows (None: one block per call)."""
         return None
+
+    @property
+    def skips_write(self) -> bool:
+        """True (after ``on_write_start``) when there is nothing to write: the dataset is not run."""
+        return False
 
 
 class FileBasedDatasource(Datasource):
@@ -276,9 +306,14 @@ class BlockBasedFileDatasink(Datasink):
         try_create_dir: bool = True,
         open_stream_args: dict[str, Any] | None = None,
         min_rows_per_file: int | None = None,
+        mode: SaveMode | str = SaveMode.APPEND,
     ) -> None:
         if not isinstance(path, str) or not path:
             raise ValueError(f"path must be a non-empty string, got {path!r}")
+        self._mode = SaveMode.parse(mode)
+        if self._mode is SaveMode.UPSERT:
+            raise ValueError("mode=SaveMode.UPSERT needs a table format; file writers append, overwrite or ignore")
+        self._skip_write = False
         if min_rows_per_file is not None and (not isinstance(min_rows_per_file, int) or min_rows_per_file < 1):
             raise ValueError(f"min_rows_per_file must be a positive integer, got {min_rows_per_file!r}")
         self._filesystem, (self._path,) = _paths.resolve_filesystem(path, filesystem)
@@ -296,7 +331,21 @@ class BlockBasedFileDatasink(Datasink):
     def min_rows_per_write(self) -> int | None:
         return self._min_rows
 
+    @property
+    def skips_write(self) -> bool:
+        """True when ``mode`` is IGNORE and the path already existed: nothing is written."""
+        return self._skip_write
+
     def on_write_start(self) -> None:
+        if self._mode is not SaveMode.APPEND and _paths.exists(self._filesystem, self._path):
+            if self._mode in (SaveMode.ERROR, SaveMode.CREATE):
+                raise ValueError(
+                    f"{self._path} already exists (mode={self._mode.value}); use mode='append' to add files"
+                )
+            if self._mode is SaveMode.IGNORE:
+                self._skip_write = True
+                return
+            self._filesystem.delete_dir_contents(self._path)  # OVERWRITE
         if self._try_create_dir:
             _paths.make_dirs(self._filesystem, self._path)
 
@@ -309,7 +358,7 @@ class BlockBasedFileDatasink(Datasink):
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         table = _convert.concat_blocks(list(blocks))
-        if table.num_rows == 0:
+        if table.num_rows == 0 or self._skip_write:
             return None
         target = _paths.join_path(self._path, self.filename_for(ctx))
         with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
