@@ -165,6 +165,31 @@ def test_write_modes_when_the_path_exists(tmp_path: Path) -> None:
     assert str(sd.SaveMode.APPEND) == "SaveMode.APPEND" and sd.SaveMode.APPEND == "append"
 
 
+def test_filename_providers_name_the_files(tmp_path: Path) -> None:
+    from shoal.data.datasource import FilenameProvider
+
+    class ByTask(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return f"part-{task_index}.csv"
+
+    class ByBlock(FilenameProvider):  # Ray's older hook
+        def get_filename_for_block(self, block, write_uuid: str, task_index: int, block_index: int) -> str:
+            return f"rows{block.num_rows}-{task_index}.json"
+
+    class Bad(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return "a/b"
+
+    sd.range(6, override_num_blocks=2).write_csv(str(tmp_path / "t"), filename_provider=ByTask())
+    assert sorted(os.listdir(tmp_path / "t")) == ["part-0.csv", "part-1.csv"]
+    sd.range(6, override_num_blocks=2).write_json(str(tmp_path / "b"), filename_provider=ByBlock())
+    assert sorted(os.listdir(tmp_path / "b")) == ["rows3-0.json", "rows3-1.json"]
+    with pytest.raises(ValueError, match="without '/'"):
+        sd.range(2).write_parquet(str(tmp_path / "x"), filename_provider=Bad())
+    with pytest.raises(TypeError, match="must be a FilenameProvider"):
+        sd.range(2).write_parquet(str(tmp_path / "y"), filename_provider="name.parquet")
+
+
 def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         sd.read_csv("/definitely/not/here.csv")

@@ -395,7 +395,7 @@ class ParquetDatasink(BlockBasedFileDatasink):
             for col, value in zip(cols, key, strict=True):
                 directory = _paths.join_path(directory, f"{col}={_hive_value(value)}")
             _paths.make_dirs(self._filesystem, directory)
-            target = _paths.join_path(directory, self.filename_for(ctx))
+            target = _paths.join_path(directory, self.filename_for(ctx, rows))
             with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
                 pq.write_table(rows.drop_columns(cols), f, **args)
             written.append(target)

@@ -48,7 +48,7 @@ from shoal.data._transforms import (
 from shoal.data._write import run_write
 from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
 from shoal.data.context import DataContext
-from shoal.data.datasource import Datasink, SaveMode
+from shoal.data.datasource import Datasink, FilenameProvider, SaveMode
 from shoal.data.iterator import DataIterator, _DatasetIterator
 
 __all__ = ["Dataset", "MaterializedDataset"]
@@ -678,6 +678,7 @@ class Dataset:
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
         mode: SaveMode | str = SaveMode.APPEND,
+        filename_provider: FilenameProvider | None = None,
         **arrow_parquet_args: Any,
     ) -> None:
         """Write parquet files into the directory ``path`` (one file per write task).
@@ -695,6 +696,7 @@ class Dataset:
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
             mode=mode,
+            filename_provider=filename_provider,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -711,6 +713,7 @@ class Dataset:
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
         mode: SaveMode | str = SaveMode.APPEND,
+        filename_provider: FilenameProvider | None = None,
         **arrow_csv_args: Any,
     ) -> None:
         """Write CSV files (with a header) into the directory ``path``."""
@@ -723,6 +726,7 @@ class Dataset:
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
             mode=mode,
+            filename_provider=filename_provider,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -738,6 +742,7 @@ class Dataset:
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
         mode: SaveMode | str = SaveMode.APPEND,
+        filename_provider: FilenameProvider | None = None,
     ) -> None:
         """Write JSON lines files (one object per row) into the directory ``path``."""
         sink = JSONDatasink(
@@ -747,6 +752,7 @@ class Dataset:
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
             mode=mode,
+            filename_provider=filename_provider,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 
@@ -763,6 +769,7 @@ class Dataset:
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
         mode: SaveMode | str = SaveMode.APPEND,
+        filename_provider: FilenameProvider | None = None,
     ) -> None:
         """Write ``column`` as ``.npy`` files into the directory ``path``."""
         sink = NumpyDatasink(
@@ -773,6 +780,7 @@ class Dataset:
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
             mode=mode,
+            filename_provider=filename_provider,
         )
         self.write_datasink(sink, ray_remote_args=ray_remote_args, concurrency=concurrency)
 

@@ -38,6 +38,7 @@ __all__ = [
     "BlockBasedFileDatasink",
     "Partitioning",
     "SaveMode",
+    "FilenameProvider",
 ]
 
 
@@ -294,6 +295,35 @@ class FileBasedDatasource(Datasource):
         return tasks
 
 
+class FilenameProvider:
+    """Names the files a write makes: override :meth:`get_filename_for_task` (Ray's interface).
+
+    Names must be unique per ``(write_uuid, task_index)`` and depend on nothing else.
+    """
+
+    def __init__(self, file_format: str | None = None) -> None:
+        self.file_format = file_format
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        name = f"{write_uuid}_{task_index:06d}"
+        return f"{name}.{self.file_format}" if self.file_format else name
+
+    def get_filename_for_block(self, block: pa.Table | None, write_uuid: str, task_index: int, block_index: int) -> str:
+        """Ray's older hook, followed when a subclass overrides it and not the task one."""
+        return self.get_filename_for_task(write_uuid, task_index)
+
+
+def _file_name(provider: FilenameProvider, block: pa.Table | None, write_uuid: str, task_index: int) -> str:
+    cls = type(provider)
+    if cls.get_filename_for_task is not FilenameProvider.get_filename_for_task:
+        name = provider.get_filename_for_task(write_uuid, task_index)
+    else:
+        name = provider.get_filename_for_block(block, write_uuid, task_index, 0)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"{cls.__name__} must give a file name without '/', got {name!r}")
+    return name
+
+
 class BlockBasedFileDatasink(Datasink):
     """A datasink writing one file per write task: subclass and implement :meth:`write_block_to_file`."""
 
@@ -307,6 +337,7 @@ class BlockBasedFileDatasink(Datasink):
         open_stream_args: dict[str, Any] | None = None,
         min_rows_per_file: int | None = None,
         mode: SaveMode | str = SaveMode.APPEND,
+        filename_provider: FilenameProvider | None = None,
     ) -> None:
         if not isinstance(path, str) or not path:
             raise ValueError(f"path must be a non-empty string, got {path!r}")
@@ -314,6 +345,9 @@ class BlockBasedFileDatasink(Datasink):
         if self._mode is SaveMode.UPSERT:
             raise ValueError("mode=SaveMode.UPSERT needs a table format; file writers append, overwrite or ignore")
         self._skip_write = False
+        if filename_provider is not None and not isinstance(filename_provider, FilenameProvider):
+            raise TypeError(f"filename_provider must be a FilenameProvider, got {filename_provider!r}")
+        self._filenames = filename_provider or FilenameProvider(file_format)
         if min_rows_per_file is not None and (not isinstance(min_rows_per_file, int) or min_rows_per_file < 1):
             raise ValueError(f"min_rows_per_file must be a positive integer, got {min_rows_per_file!r}")
         self._filesystem, (self._path,) = _paths.resolve_filesystem(path, filesystem)
@@ -353,14 +387,14 @@ class BlockBasedFileDatasink(Datasink):
         """Write one block (all of this task's rows) to an open output stream."""
         raise NotImplementedError(f"{type(self).__name__} must implement write_block_to_file(block, file)")
 
-    def filename_for(self, ctx: TaskContext) -> str:
-        return f"{self._uuid}_{ctx.task_idx:06d}.{self._file_format}"
+    def filename_for(self, ctx: TaskContext, block: pa.Table | None = None) -> str:
+        return _file_name(self._filenames, block, self._uuid, ctx.task_idx)
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         table = _convert.concat_blocks(list(blocks))
         if table.num_rows == 0 or self._skip_write:
             return None
-        target = _paths.join_path(self._path, self.filename_for(ctx))
+        target = _paths.join_path(self._path, self.filename_for(ctx, table))
         with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
             self.write_block_to_file(BlockAccessor(table), f)
         return target
