@@ -111,5 +111,6 @@ def test_streaming_split_iterators_work_inside_tasks() -> None:
         return sum(int(b["id"].sum()) for b in it.iter_batches())
 
     its = sd.range(60, override_num_blocks=4).streaming_split(2, equal=True)
+    assert its[1].schema().names == ["id"]
     totals = shoal.get([consume.remote(it) for it in its])
     assert sum(totals) == sum(range(60))

@@ -124,6 +124,9 @@ class SplitCoordinator:
     def stats(self) -> str:
         return self._dataset.stats()
 
+    def schema(self) -> Any:
+        return self._dataset.schema()
+
 
 class _SplitIterator(DataIterator):
     """One of the ``n`` iterators of ``streaming_split``; picklable into tasks and actors."""
@@ -150,6 +153,10 @@ class _SplitIterator(DataIterator):
 
     def _stats(self) -> str:
         return str(shoal.get(self._coordinator.stats.remote()))
+
+    def schema(self) -> Any:
+        """The schema of the dataset being split."""
+        return shoal.get(self._coordinator.schema.remote())
 
     def __repr__(self) -> str:
         return f"DataIterator(split {self._index} of {self._n})"
