@@ -240,6 +240,21 @@ def test_splits() -> None:
         ds.split_at_indices([5, 2])
 
 
+def test_train_test_split_stratified_keeps_class_proportions() -> None:
+    # 14 rows of class a, 6 of class b; each class gives its last int(count * fraction) rows.
+    items = [{"i": i, "c": "a" if i % 10 < 7 else "b"} for i in range(20)]
+    ds = sd.from_items(items, override_num_blocks=3)
+    train, test = ds.train_test_split(test_size=0.3, stratify="c")
+    assert [r["i"] for r in train.take_all()] == [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 7, 8, 9, 17, 18]
+    assert [r["i"] for r in test.take_all()] == [13, 14, 15, 16, 19]
+    _, test = ds.train_test_split(test_size=3, stratify="c")  # 3 of 20: 2 of a's 14, 0 of b's 6
+    assert [r["i"] for r in test.take_all()] == [15, 16]
+    with pytest.raises(ValueError, match="cannot be combined"):
+        ds.train_test_split(0.3, stratify="c", shuffle=True)
+    with pytest.raises(ValueError, match="stratify column 'z' is not one of"):
+        ds.train_test_split(0.3, stratify="z")
+
+
 def test_materialize_and_conversions() -> None:
     ds = sd.range(20, override_num_blocks=2).map_batches(lambda b: {"id": b["id"], "x": b["id"] * 0.5})
     mat = ds.materialize()

@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 import shoal
 from shoal.data import _tasks
 from shoal.data._all_to_all import plan_slices
@@ -160,6 +162,22 @@ class _SplitIterator(DataIterator):
 
     def __repr__(self) -> str:
         return f"DataIterator(split {self._index} of {self._n})"
+
+
+def stratified_split(mat: MaterializedDataset, column: str, test_fraction: float) -> tuple[pa.Table, pa.Table]:
+    """Train and test rows: of each class of ``column`` (first seen first), its last
+    ``int(count * test_fraction)`` rows go to test, the rest (in order) to train."""
+    from shoal.data._hashagg import split_by_keys
+
+    table = concat_blocks([shoal.get(ref) for ref, _ in mat._blocks])
+    if column not in table.column_names:
+        raise ValueError(f"train_test_split: stratify column {column!r} is not one of {table.column_names}")
+    train, test = [], []
+    for _, rows in split_by_keys(table, [column]):
+        cut = rows.num_rows - int(rows.num_rows * test_fraction)
+        train.append(rows.slice(0, cut))
+        test.append(rows.slice(cut))
+    return concat_blocks(train), concat_blocks(test)
 
 
 def make_split_iterators(dataset: Dataset, n: int, equal: bool) -> list[DataIterator]:

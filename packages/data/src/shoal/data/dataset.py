@@ -47,6 +47,7 @@ from shoal.data._transforms import (
 )
 from shoal.data._write import run_write
 from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
+from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
 from shoal.data.datasource import Datasink, FilenameProvider, SaveMode
 from shoal.data.iterator import DataIterator, _DatasetIterator
@@ -446,9 +447,22 @@ class Dataset:
         return mat.split_at_indices(indices)
 
     def train_test_split(
-        self, test_size: float | int, *, shuffle: bool = False, seed: int | None = None
+        self,
+        test_size: float | int,
+        *,
+        shuffle: bool = False,
+        seed: int | None = None,
+        stratify: str | None = None,
     ) -> tuple[MaterializedDataset, MaterializedDataset]:
-        """Split into train and test datasets; ``test_size`` is a fraction or a row count."""
+        """Split into train and test datasets; ``test_size`` is a fraction or a row count.
+
+        ``stratify`` names a column whose classes keep their proportions on both sides: of
+        each class, the last ``int(count * fraction)`` rows are test rows (as in Ray).
+        """
+        if stratify is not None and shuffle:
+            raise ValueError(
+                "train_test_split: shuffle=True and stratify cannot be combined (a stratified split keeps order)"
+            )
         ds = self.random_shuffle(seed=seed) if shuffle else self
         mat = ds.materialize()
         total = mat.count()
@@ -456,12 +470,21 @@ class Dataset:
             if not 0 < test_size < 1:
                 raise ValueError(f"test_size as a fraction must be in (0, 1), got {test_size}")
             index = int(total * (1 - test_size))
+            fraction = test_size
         elif isinstance(test_size, int) and not isinstance(test_size, bool):
             if not 0 < test_size < total:
                 raise ValueError(f"test_size as a row count must be in (0, {total}), got {test_size}")
             index = total - test_size
+            fraction = test_size / total
         else:
             raise TypeError(f"test_size must be a float or an int, got {test_size!r}")
+        if stratify is not None:
+            from shoal.data._split import stratified_split
+
+            if not isinstance(stratify, str):
+                raise TypeError(f"stratify must be a column name, got {stratify!r}")
+            train_rows, test_rows = stratified_split(mat, stratify, fraction)
+            return _materialized(train_rows), _materialized(test_rows)
         train, test = mat.split_at_indices([index])
         return train, test
 
@@ -802,6 +825,11 @@ class Dataset:
 
     def __reduce__(self) -> Any:
         return (Dataset, (self._plan,))
+
+
+def _materialized(table: pa.Table) -> MaterializedDataset:
+    """A one-block dataset of a table made in this process."""
+    return MaterializedDataset(InputData([(shoal.put(table), BlockMetadata.of(table))]))
 
 
 def _min_rows_per_file(min_rows_per_file: int | None, num_rows_per_file: int | None) -> int | None:
