@@ -125,6 +125,20 @@ def test_write_parquet_partition_cols_round_trip(tmp_path: Path) -> None:
         sd.range(3).write_parquet(str(tmp_path / "str"), partition_cols="id")
 
 
+def test_write_parquet_max_rows_per_file(tmp_path: Path) -> None:
+    out = tmp_path / "capped"
+    sd.range(25, override_num_blocks=1).write_parquet(str(out), max_rows_per_file=10)
+    files = sorted(out.iterdir())
+    assert [pq.read_metadata(f).num_rows for f in files] == [10, 10, 5]
+    assert sorted(r["id"] for r in sd.read_parquet(str(out)).take_all()) == list(range(25))
+    parts = tmp_path / "parts"
+    items = [{"k": i % 2, "v": i} for i in range(9)]
+    sd.from_items(items, override_num_blocks=1).write_parquet(str(parts), partition_cols=["k"], max_rows_per_file=2)
+    assert [pq.read_metadata(f).num_rows for f in sorted((parts / "k=0").iterdir())] == [2, 2, 1]
+    with pytest.raises(ValueError, match="max_rows_per_file must be a positive integer"):
+        sd.range(3).write_parquet(str(tmp_path / "bad"), max_rows_per_file=0)
+
+
 def test_writer_args_functions_and_old_rows_per_file_name(tmp_path: Path) -> None:
     sd.range(10).write_parquet(str(tmp_path / "z"), arrow_parquet_args_fn=lambda: {"compression": "zstd"})
     (f,) = list((tmp_path / "z").iterdir())

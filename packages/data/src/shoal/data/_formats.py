@@ -349,7 +349,8 @@ def _hive_value(value: Any) -> str:
 
 
 class ParquetDatasink(BlockBasedFileDatasink):
-    """Parquet files; with ``partition_cols``, one file per task and value in ``col=value`` directories."""
+    """Parquet files: one per write task, or per task and ``col=value`` directory with
+    ``partition_cols``, split further into files of at most ``max_rows_per_file`` rows."""
 
     def __init__(
         self,
@@ -358,9 +359,15 @@ class ParquetDatasink(BlockBasedFileDatasink):
         partition_cols: Sequence[str] | None = None,
         arrow_parquet_args: dict[str, Any] | None = None,
         arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
+        max_rows_per_file: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(path, file_format="parquet", **kwargs)
+        if max_rows_per_file is not None and (
+            isinstance(max_rows_per_file, bool) or not isinstance(max_rows_per_file, int) or max_rows_per_file < 1
+        ):
+            raise ValueError(f"max_rows_per_file must be a positive integer, got {max_rows_per_file!r}")
+        self._max_rows = max_rows_per_file
         if partition_cols is not None and (
             isinstance(partition_cols, str) or not partition_cols or not all(isinstance(c, str) for c in partition_cols)
         ):
@@ -375,31 +382,47 @@ class ParquetDatasink(BlockBasedFileDatasink):
         pq.write_table(block.to_arrow(), file, **_args_with(self._args, self._args_fn))
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
-        if not self._partition_cols:
-            return super().write(blocks, ctx)
+        table = _convert.concat_blocks(list(blocks))
+        if table.num_rows == 0 or self.skips_write:
+            return None
+        args = _args_with(self._args, self._args_fn)
+        written = []
+        for directory, rows in self._directories(table):
+            name = self.filename_for(ctx, rows)
+            step = self._max_rows or rows.num_rows
+            for k, start in enumerate(range(0, rows.num_rows, step)):
+                target = _paths.join_path(directory, name if k == 0 else _numbered(name, k))
+                with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
+                    pq.write_table(rows.slice(start, step), f, **args)
+                written.append(target)
+        return written
+
+    def _directories(self, table: pa.Table) -> list[tuple[str, pa.Table]]:
+        """Where the rows go: the path itself, or a ``col=value`` directory per partition."""
+        cols = self._partition_cols
+        if not cols:
+            return [(self.path, table)]
         from shoal.data._hashagg import split_by_keys
 
-        table = _convert.concat_blocks(list(blocks))
-        if table.num_rows == 0:
-            return None
-        cols = self._partition_cols
         missing = [c for c in cols if c not in table.column_names]
         if missing:
             raise ValueError(f"write_parquet: partition_cols {missing} are not columns (columns: {table.column_names})")
         if len(set(cols)) == table.num_columns:
             raise ValueError("write_parquet: partition_cols cannot be every column (the files would be empty)")
-        args = _args_with(self._args, self._args_fn)
-        written = []
+        out = []
         for key, rows in split_by_keys(table, cols):
             directory = self.path
             for col, value in zip(cols, key, strict=True):
                 directory = _paths.join_path(directory, f"{col}={_hive_value(value)}")
             _paths.make_dirs(self._filesystem, directory)
-            target = _paths.join_path(directory, self.filename_for(ctx, rows))
-            with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
-                pq.write_table(rows.drop_columns(cols), f, **args)
-            written.append(target)
-        return written
+            out.append((directory, rows.drop_columns(cols)))
+        return out
+
+
+def _numbered(name: str, k: int) -> str:
+    """``name`` with ``_k`` before its extension: the k-th further file of one write task."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}_{k:06d}.{ext}" if dot else f"{name}_{k:06d}"
 
 
 class CSVDatasink(BlockBasedFileDatasink):

@@ -697,6 +697,7 @@ class Dataset:
         arrow_open_stream_args: dict[str, Any] | None = None,
         arrow_parquet_args_fn: Callable[[], dict[str, Any]] | None = None,
         min_rows_per_file: int | None = None,
+        max_rows_per_file: int | None = None,
         ray_remote_args: dict[str, Any] | None = None,
         concurrency: int | None = None,
         num_rows_per_file: int | None = None,
@@ -718,6 +719,7 @@ class Dataset:
             try_create_dir=try_create_dir,
             open_stream_args=arrow_open_stream_args,
             min_rows_per_file=_min_rows_per_file(min_rows_per_file, num_rows_per_file),
+            max_rows_per_file=max_rows_per_file,
             mode=mode,
             filename_provider=filename_provider,
         )
