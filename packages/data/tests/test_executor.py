@@ -74,6 +74,34 @@ def test_udf_error_names_the_udf_carries_its_traceback_and_stops_everything() ->
     assert sd.range(3).map_batches(lambda b: b).count() == 3
 
 
+def _fails_on_odd_blocks(batch):
+    if int(batch["id"][0]) // 2 % 2 == 1:  # blocks of two rows: [2, 3] and [6, 7] fail
+        raise OSError(f"corrupt block at {int(batch['id'][0])}")
+    return batch
+
+
+@pytest.mark.parametrize("compute", ["tasks", "actors"])
+def test_max_errored_blocks_leaves_failed_blocks_out(compute: str) -> None:
+    ctx = sd.DataContext.get_current()
+    ds = sd.range(10, override_num_blocks=5)
+    if compute == "tasks":
+        ds = ds.map_batches(_fails_on_odd_blocks)
+    else:
+        ds = ds.map_batches(lambda b: b, concurrency=1).map_batches(_fails_on_odd_blocks)
+    try:
+        assert ctx.max_errored_blocks == 0  # Ray's default: the first error stops the run
+        with pytest.raises(sd.UserCodeException, match="corrupt block"):
+            ds.take_all()
+        ctx.max_errored_blocks = 1
+        with pytest.raises(sd.UserCodeException, match="corrupt block"):
+            ds.take_all()  # two blocks fail, one is allowed
+        for limit in (2, -1):
+            ctx.max_errored_blocks = limit
+            assert [r["id"] for r in ds.take_all()] == [0, 1, 4, 5, 8, 9]  # in order, without the failed
+    finally:
+        ctx.max_errored_blocks = 0
+
+
 def test_errors_outside_udfs_are_not_blamed_on_them() -> None:
     with pytest.raises(ValueError, match="sort key column 'x' is not in the dataset") as info:
         sd.range(4).map(lambda r: r).sort("x").take_all()

@@ -12,6 +12,7 @@ workers while the consumer handles a block, which is the prefetch.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -33,8 +34,11 @@ from shoal.data._stats import DatasetStats
 from shoal.data._transforms import UDF_MARK
 from shoal.data.context import DataContext
 from shoal.data.exceptions import UserCodeException
+from shoal.exceptions import TaskError
 
 __all__ = ["StreamingExecutor", "cluster_cpus", "memory_budget"]
+
+log = logging.getLogger("shoal.data")
 
 _WAIT_TIMEOUT = 0.2
 
@@ -66,6 +70,7 @@ class StreamingExecutor(Iterator[RefMeta]):
         pa.default_memory_pool().release_unused()
         self._out: deque[RefMeta] = deque()
         self._budget = memory_budget(ctx)
+        self._errored_blocks = 0
         self._closed = False
         self._started = time.perf_counter()
         self.stats = DatasetStats([op.stats for op in ops if op.name != "Input"], budget_bytes=self._budget)
@@ -128,7 +133,29 @@ class StreamingExecutor(Iterator[RefMeta]):
                 more, _ = shoal.wait(rest, num_returns=len(rest), timeout=0)
                 ready += more
             for ref in ready:
-                owners[ref].on_ready(ref)
+                op = owners[ref]
+                try:
+                    op.on_ready(ref)
+                except TaskError as e:
+                    if not (isinstance(op, MapOperator) and self._skip_errored_block(op, e)):
+                        raise
+
+    def _skip_errored_block(self, op: PhysicalOperator, error: TaskError) -> bool:
+        """Whether ``DataContext.max_errored_blocks`` lets the run go on without this block."""
+        limit = self._ctx.max_errored_blocks
+        if limit == 0 or (limit > 0 and self._errored_blocks >= limit):
+            return False
+        self._errored_blocks += 1
+        cause = error.cause if error.cause is not None else error
+        log.warning(
+            "shoal.data: %s failed on a block and it is left out (%d so far, max_errored_blocks=%d): %s: %s",
+            op.name,
+            self._errored_blocks,
+            limit,
+            type(cause).__name__,
+            cause,
+        )
+        return True
 
     def _route(self) -> None:
         for op in self._ops:

@@ -64,6 +64,7 @@ class _Task:
     meta: BlockMetadata | None = None
     actor: Any = None
     started: float = field(default_factory=time.perf_counter)
+    failed: bool = False  # it raised, and the executor went on without its block
 
 
 class PhysicalOperator:
@@ -325,17 +326,31 @@ class MapOperator(PhysicalOperator):
         return list(self._by_ref)
 
     def on_ready(self, ref: Any) -> None:
+        """Take a finished task's result; if the task raised, drop the task and re-raise.
+
+        The executor may go on without that block (``DataContext.max_errored_blocks``).
+        """
         task = self._by_ref.pop(ref)
         self._task_finished(task)
-        task.meta = shoal.get(ref)
         task.inputs = []  # let the store free the inputs
+        try:
+            task.meta = shoal.get(ref)
+        except BaseException:
+            task.failed = True
+            task.meta = BlockMetadata(0, 0)
+            self._emit_in_order()
+            raise
         self._out_bytes += _bytes(task.meta)
         self._out_count += 1
         self.stats.record_task(task.meta)
+        self._emit_in_order()
+
+    def _emit_in_order(self) -> None:
         while self._pending and self._pending[0].meta is not None:
             done = self._pending.popleft()
             assert done.meta is not None
-            self.outputs.append((done.block_ref, done.meta))
+            if not done.failed:
+                self.outputs.append((done.block_ref, done.meta))
 
     def _task_finished(self, task: _Task) -> None:
         """Hook for actor pools (one fewer call in flight on that actor)."""

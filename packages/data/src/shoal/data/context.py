@@ -64,6 +64,9 @@ class DataContext:
     max_tasks_in_flight_per_cpu: int = 2
     #: Default ``batch_size`` of ``iter_batches``.
     default_batch_size: int = 256
+    #: Blocks whose read or map task may raise before the run fails: their rows are left
+    #: out (with a warning). 0 (the default): the first error stops the run; negative: no limit.
+    max_errored_blocks: int = 0
 
     @staticmethod
     def get_current() -> DataContext:
