@@ -260,6 +260,7 @@ def test_materialize_and_conversions() -> None:
     mat = ds.materialize()
     assert isinstance(mat, sd.MaterializedDataset) and mat.num_blocks() == 2
     assert mat.size_bytes() == 20 * 16
+    assert ds.size_bytes() == 20 * 16  # a lazy dataset runs to tell
     assert "MapBatches(<lambda>)" in mat.stats()
     df = ds.to_pandas()
     assert list(df.columns) == ["id", "x"] and df["x"].sum() == 95.0
@@ -281,6 +282,10 @@ def test_from_refs() -> None:
     assert frames.take_all() == [{"x": 1}, {"x": 2}, {"x": 3}] and frames.num_blocks() == 2
     assert sd.from_numpy_refs(shoal.put(np.arange(3))).take_all() == [{"data": 0}, {"data": 1}, {"data": 2}]
     assert sd.from_arrow_refs([shoal.put(pa.table({"y": [1]}))]).take_all() == [{"y": 1}]
+    # Ray's keyword names
+    assert sd.from_arrow_refs(tables=shoal.put(pa.table({"y": [2]}))).take_all() == [{"y": 2}]
+    assert sd.from_numpy_refs(ndarrays=[shoal.put(np.arange(1))]).count() == 1
+    assert sd.from_pandas_refs(dfs=shoal.put(pd.DataFrame({"x": [5]}))).take_all() == [{"x": 5}]
     with pytest.raises(TypeError, match="expects ObjectRefs"):
         sd.from_pandas_refs([pd.DataFrame({"x": [1]})])
     with pytest.raises(ValueError, match="must be a dict of columns"):

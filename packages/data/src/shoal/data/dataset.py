@@ -502,6 +502,10 @@ class Dataset:
         return make_split_iterators(self, _check_count(n, "n", 1), equal)
 
     # -- consumption ---------------------------------------------------------------------------
+    def size_bytes(self) -> int:
+        """In-memory bytes of the dataset's blocks (runs the plan, keeping no block)."""
+        return sum(int(m.size_bytes or 0) for _, m in self._iter_refs())
+
     def count(self) -> int:
         """Number of rows (from metadata when the plan allows, without running it)."""
         known = known_rows(optimize(self._plan))

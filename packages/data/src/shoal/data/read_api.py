@@ -199,19 +199,19 @@ def _from_value_refs(refs: Any, what: str) -> MaterializedDataset:
     return MaterializedDataset(InputData([(b, m) for (b, _), m in zip(pairs, metas, strict=True)]))
 
 
-def from_pandas_refs(refs: Any) -> MaterializedDataset:
+def from_pandas_refs(dfs: Any) -> MaterializedDataset:
     """A dataset of pandas DataFrames already in the object store (converted where they are)."""
-    return _from_value_refs(refs, "from_pandas_refs")
+    return _from_value_refs(dfs, "from_pandas_refs")
 
 
-def from_numpy_refs(refs: Any) -> MaterializedDataset:
+def from_numpy_refs(ndarrays: Any) -> MaterializedDataset:
     """A dataset of ndarrays already in the object store: one row per element of the first axis."""
-    return _from_value_refs(refs, "from_numpy_refs")
+    return _from_value_refs(ndarrays, "from_numpy_refs")
 
 
-def from_arrow_refs(refs: Any) -> MaterializedDataset:
+def from_arrow_refs(tables: Any) -> MaterializedDataset:
     """A dataset of pyarrow Tables already in the object store."""
-    refs = refs if isinstance(refs, (list, tuple)) else [refs]
+    refs = tables if isinstance(tables, (list, tuple)) else [tables]
     tables = shoal.get(list(refs))
     return MaterializedDataset(InputData([(r, BlockMetadata.of(t)) for r, t in zip(refs, tables, strict=True)]))
 
