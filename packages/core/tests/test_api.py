@@ -159,6 +159,17 @@ def test_wait_timeout_returns_what_is_ready() -> None:
     ready, not_ready = shoal.wait(refs, num_returns=2, timeout=0.5)
     assert ready == [refs[1]]
     assert not_ready == [refs[0]]
+    # timeout=0 is a poll, from the driver and from inside a task.
+    start = time.monotonic()
+    assert shoal.wait(refs, num_returns=2, timeout=0) == ([refs[1]], [refs[0]])
+    assert time.monotonic() - start < 0.5
+
+    @shoal.remote(num_cpus=0)  # runs at once, though earlier sleepers may hold the CPUs
+    def poll(inner: list) -> tuple[int, int]:
+        ready, rest = shoal.wait(inner, num_returns=2, timeout=0)
+        return len(ready), len(rest)
+
+    assert shoal.get(poll.remote([refs[0], refs[1]]), timeout=10) == (1, 1)
 
 
 def test_wait_default_is_one() -> None:
