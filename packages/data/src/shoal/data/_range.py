@@ -62,12 +62,8 @@ class RangeDatasource(Datasource):
         for start, end in itertools.pairwise(bounds):
             if end <= start:
                 continue
-
-            def read(start: int = int(start), end: int = int(end)) -> Iterator[pa.Table]:
-                yield self._make(start, end)
-
             meta = BlockMetadata(int(end - start), int(end - start) * self._row_bytes(), schema=schema)
-            tasks.append(_LimitAwareReadTask(read, meta, self, int(start), int(end)))
+            tasks.append(_LimitAwareReadTask(_RangeRead(self, int(start), int(end)), meta, self, int(start), int(end)))
         return tasks
 
 
@@ -90,9 +86,17 @@ class _LimitAwareReadTask(ReadTask):
     def with_row_limit(self, limit: int) -> ReadTask:
         end = min(self._end, self._start + limit)
         meta = BlockMetadata(end - self._start, (end - self._start) * self._source._row_bytes(), schema=self.schema)
-        source, start = self._source, self._start
+        return _LimitAwareReadTask(_RangeRead(self._source, self._start, end), meta, self._source, self._start, end)
 
-        def read() -> Iterator[pa.Table]:
-            yield source._make(start, end)
 
-        return _LimitAwareReadTask(read, meta, source, start, end)
+class _RangeRead:
+    """The read of rows ``start..end``: a plain object, so sending it to a worker is cheap
+    (a nested function would be pickled with its code for every task)."""
+
+    def __init__(self, source: RangeDatasource, start: int, end: int) -> None:
+        self._source = source
+        self._start = start
+        self._end = end
+
+    def __call__(self) -> Iterator[pa.Table]:
+        yield self._source._make(self._start, self._end)
