@@ -113,7 +113,6 @@ class NodeRuntime(ProcessPool, Pipelining):
         self.unpins: collections.deque[bytes] = collections.deque()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
-        self._poll_until = 0.0  # when the I/O thread's current poll returns at the latest
         self._worker_ids = itertools.count(1)
         self._warned_infeasible: set[Any] = set()
         self.actors = ActorManager(self)
@@ -197,11 +196,8 @@ class NodeRuntime(ProcessPool, Pipelining):
             pass
 
     def add_timer(self, delay: float, callback: Callable[[], None]) -> None:
-        due = time.monotonic() + delay
-        heapq.heappush(self.timers, (due, next(self._timer_seq), callback))
-        # The I/O thread looks at its timers when its poll returns: wake it only when this
-        # one is due before that (a wake is a syscall and a thread switch per call).
-        if due < self._poll_until and threading.current_thread() is not self.thread:
+        heapq.heappush(self.timers, (time.monotonic() + delay, next(self._timer_seq), callback))
+        if threading.current_thread() is not self.thread:
             self.wake()
 
     # -- the I/O loop -------------------------------------------------------
@@ -214,7 +210,6 @@ class NodeRuntime(ProcessPool, Pipelining):
                     return
                 self._housekeeping()
                 timeout = self._poll_timeout()
-                self._poll_until = time.monotonic() + timeout
             try:
                 events = epoll.poll(timeout)
             except InterruptedError:

@@ -45,9 +45,6 @@ def wait_for_objects(
     if ready >= num_ready:
         on_done(True)
         return _nothing
-    if timeout is not None and timeout <= 0:
-        on_done(False)  # a poll: nothing to wait for
-        return _nothing
     state = {"ready": ready, "done": False}
     waiters: list[tuple[bytes, Callable[[], None]]] = []
 
