@@ -383,9 +383,8 @@ class ParquetDatasink(BlockBasedFileDatasink):
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         table = _convert.concat_blocks(list(blocks))
-        if table.num_rows == 0 or self.skips_write:
+        if table.num_rows == 0:
             return None
-        args = _args_with(self._args, self._args_fn)
         written = []
         for directory, rows in self._directories(table):
             name = self.filename_for(ctx, rows)
@@ -393,7 +392,7 @@ class ParquetDatasink(BlockBasedFileDatasink):
             for k, start in enumerate(range(0, rows.num_rows, step)):
                 target = _paths.join_path(directory, name if k == 0 else _numbered(name, k))
                 with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
-                    pq.write_table(rows.slice(start, step), f, **args)
+                    self.write_block_to_file(BlockAccessor(rows.slice(start, step)), f)
                 written.append(target)
         return written
 

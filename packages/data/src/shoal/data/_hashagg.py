@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shoal.data._numpy_arrow import to_arrow, to_numpy
+from shoal.data._partition import _split_by_ids
 
 __all__ = ["group_by", "split_by_keys"]
 
@@ -62,14 +63,8 @@ def split_by_keys(table: pa.Table, keys: Sequence[str]) -> list[tuple[tuple[Any,
     """The rows of each distinct combination of ``keys`` (first appearance first), with its key values."""
     grouping = _Grouping.of(table, keys, ordered=True)
     values = [column.to_pylist() for column in grouping.key_columns]
-    order = np.argsort(grouping.ids, kind="stable")
-    out = []
-    start = 0
-    for slot, count in enumerate(grouping.sizes):
-        rows = table.take(to_arrow(order[start : start + count]))
-        out.append((tuple(v[slot] for v in values), rows))
-        start += count
-    return out
+    parts = _split_by_ids(table, grouping.ids, grouping.slots)
+    return [(tuple(v[slot] for v in values), rows) for slot, rows in enumerate(parts)]
 
 
 class _Grouping:

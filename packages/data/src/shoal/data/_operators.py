@@ -497,8 +497,10 @@ class LimitOperator(PhysicalOperator):
 
 def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
     """The same names with the same types, in any order (blocks are combined by column name)."""
-    if len(a) != len(b) or set(a.names) != set(b.names) or len(set(a.names)) != len(a.names):
-        return a.equals(b)
+    if a.equals(b):
+        return True
+    if sorted(a.names) != sorted(b.names) or len(set(a.names)) != len(a.names):
+        return False
     return all(f.type.equals(b.field(f.name).type) for f in a)
 
 

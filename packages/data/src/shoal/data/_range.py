@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -63,30 +63,22 @@ class RangeDatasource(Datasource):
             if end <= start:
                 continue
             meta = BlockMetadata(int(end - start), int(end - start) * self._row_bytes(), schema=schema)
-            tasks.append(_LimitAwareReadTask(_RangeRead(self, int(start), int(end)), meta, self, int(start), int(end)))
+            tasks.append(_LimitAwareReadTask(_RangeRead(self, int(start), int(end)), meta))
         return tasks
 
 
 class _LimitAwareReadTask(ReadTask):
     """A range read task that makes only the rows it is allowed to, instead of cutting them off."""
 
-    def __init__(
-        self,
-        read_fn: Callable[[], Iterator[pa.Table]],
-        metadata: BlockMetadata,
-        source: RangeDatasource,
-        start: int,
-        end: int,
-    ) -> None:
-        super().__init__(read_fn, metadata)
-        self._source = source
-        self._start = start
-        self._end = end
+    def __init__(self, read: _RangeRead, metadata: BlockMetadata) -> None:
+        super().__init__(read, metadata)
+        self._read = read
 
     def with_row_limit(self, limit: int) -> ReadTask:
-        end = min(self._end, self._start + limit)
-        meta = BlockMetadata(end - self._start, (end - self._start) * self._source._row_bytes(), schema=self.schema)
-        return _LimitAwareReadTask(_RangeRead(self._source, self._start, end), meta, self._source, self._start, end)
+        source, start = self._read.source, self._read.start
+        end = min(self._read.end, start + limit)
+        meta = BlockMetadata(end - start, (end - start) * source._row_bytes(), schema=self.schema)
+        return _LimitAwareReadTask(_RangeRead(source, start, end), meta)
 
 
 class _RangeRead:
@@ -94,9 +86,9 @@ class _RangeRead:
     (a nested function would be pickled with its code for every task)."""
 
     def __init__(self, source: RangeDatasource, start: int, end: int) -> None:
-        self._source = source
-        self._start = start
-        self._end = end
+        self.source = source
+        self.start = start
+        self.end = end
 
     def __call__(self) -> Iterator[pa.Table]:
-        yield self._source._make(self._start, self._end)
+        yield self.source._make(self.start, self.end)

@@ -47,7 +47,6 @@ from shoal.data._transforms import (
 )
 from shoal.data._write import run_write
 from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
-from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
 from shoal.data.datasource import Datasink, FilenameProvider, SaveMode
 from shoal.data.iterator import DataIterator, _DatasetIterator
@@ -480,11 +479,12 @@ class Dataset:
             raise TypeError(f"test_size must be a float or an int, got {test_size!r}")
         if stratify is not None:
             from shoal.data._split import stratified_split
+            from shoal.data.read_api import _put_tables
 
             if not isinstance(stratify, str):
                 raise TypeError(f"stratify must be a column name, got {stratify!r}")
             train_rows, test_rows = stratified_split(mat, stratify, fraction)
-            return _materialized(train_rows), _materialized(test_rows)
+            return _put_tables([train_rows]), _put_tables([test_rows])
         train, test = mat.split_at_indices([index])
         return train, test
 
@@ -831,11 +831,6 @@ class Dataset:
 
     def __reduce__(self) -> Any:
         return (Dataset, (self._plan,))
-
-
-def _materialized(table: pa.Table) -> MaterializedDataset:
-    """A one-block dataset of a table made in this process."""
-    return MaterializedDataset(InputData([(shoal.put(table), BlockMetadata.of(table))]))
 
 
 def _min_rows_per_file(min_rows_per_file: int | None, num_rows_per_file: int | None) -> int | None:

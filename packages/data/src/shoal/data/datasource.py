@@ -392,7 +392,7 @@ class BlockBasedFileDatasink(Datasink):
 
     def write(self, blocks: Iterable[pa.Table], ctx: TaskContext) -> Any:
         table = _convert.concat_blocks(list(blocks))
-        if table.num_rows == 0 or self._skip_write:
+        if table.num_rows == 0:
             return None
         target = _paths.join_path(self._path, self.filename_for(ctx, table))
         with self._filesystem.open_output_stream(target, **self._open_stream_args) as f:
